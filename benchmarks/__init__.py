@@ -1,0 +1,1 @@
+"""Benchmarks: engine throughput, ICLR review accuracy, scaling analysis."""

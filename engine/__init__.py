@@ -1,0 +1,1 @@
+"""Where and how things run: sandbox, executors, run directory, the pipeline and its entry point."""

@@ -1,0 +1,100 @@
+"""Typed settings built once from the resolved Hydra config; nothing below reads Hydra or the environment."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import EngineError
+from search.policy import PolicyConfig
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class TopicConfig:
+    name: str
+    path: Path
+    profile: str | None
+    metric: str | None
+    direction: str | None
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    policy: PolicyConfig
+    max_nodes: int
+    stage: str
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    slots: int
+    threads_per_node: int
+    scratch_dir: str | None
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    use_bwrap: str
+    timeout_s: float | None
+    plot_timeout_s: float
+    memory_gb: float | None
+    max_procs: int
+    max_file_gb: float
+    max_artifact_mb: float
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    topic: TopicConfig
+    search: SearchConfig
+    cluster: ClusterConfig
+    sandbox: SandboxSettings
+    proposer: str
+    seed: int
+
+
+def resolve_path(path: str, base: Path | None = None) -> Path:
+    """An absolute path; a relative one is looked up from `base` (the launch directory), then the repo."""
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        return p
+    for root in (base or Path.cwd(), REPO_ROOT):
+        if (root / p).exists():
+            return (root / p).resolve()
+    return (base or Path.cwd()).joinpath(p).resolve()
+
+
+def build(cfg: dict[str, Any], launch_dir: Path | None = None) -> RunConfig:
+    """RunConfig from the resolved config (a plain dict); EngineError naming the key on a bad value."""
+    if "topic" not in cfg or cfg["topic"] is None:
+        raise EngineError("no topic given: add +topic=grokking, or +topic=template topic.path=/abs/path")
+    t, s, c, x = cfg["topic"], cfg["search"], cfg["cluster"], cfg["sandbox"]
+    try:
+        topic = TopicConfig(str(t["name"]), resolve_path(str(t["path"]), launch_dir), t.get("profile"),
+                            t.get("metric"), t.get("direction"))
+        if topic.direction not in (None, "maximize", "minimize"):
+            raise ValueError(f"topic.direction must be maximize or minimize, got {topic.direction!r}")
+        policy = PolicyConfig(int(s["num_drafts"]), float(s["debug_prob"]), int(s["max_debug_depth"]))
+        search = SearchConfig(policy, int(s["max_nodes"]), str(s["stage"]))
+        if search.max_nodes < 1:
+            raise ValueError(f"search.max_nodes must be >= 1, got {search.max_nodes}")
+        cluster = ClusterConfig(int(c["slots"]), int(c["threads_per_node"]), c.get("scratch_dir"))
+        if cluster.slots < 1 or cluster.threads_per_node < 1:
+            raise ValueError("cluster.slots and cluster.threads_per_node must be >= 1")
+        sandbox = SandboxSettings(str(x["use_bwrap"]), _opt_float(x["timeout_s"]), float(x["plot_timeout_s"]),
+                                  _opt_float(x["memory_gb"]), int(x["max_procs"]), float(x["max_file_gb"]),
+                                  float(x["max_artifact_mb"]))
+        if sandbox.use_bwrap not in ("auto", "always", "never"):
+            raise ValueError(f"sandbox.use_bwrap must be auto, always or never, got {sandbox.use_bwrap!r}")
+        if cfg["proposer"] != "offline":
+            raise ValueError(f"proposer must be 'offline' (model-driven search comes with the LLM layer), "
+                             f"got {cfg['proposer']!r}")
+        return RunConfig(topic, search, cluster, sandbox, str(cfg["proposer"]), int(cfg["seed"]))
+    except (TypeError, ValueError) as e:
+        raise EngineError(f"bad config value: {e}") from None
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)

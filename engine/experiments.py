@@ -1,0 +1,202 @@
+"""The experiment phase of a run: template -> proposer -> tree search -> journal, best node, summary."""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.config import RunConfig
+from engine.driver import Driver, SearchState
+from engine.errors import EngineError
+from engine.executor import LocalExecutor
+from engine.node_exec import NodeJob
+from engine.rundir import RunDir, write_json
+from engine.sandbox import SandboxConfig, bwrap_path
+from engine.template import Template, load_template
+from search.journal import Journal
+from search.metric import MetricSpec, metric_names
+from search.node import Node
+from search.offline import NAME as OFFLINE_NAME
+from search.offline import OfflineProposer, specs_from_code
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Experiment:
+    """Everything fixed about a run's search, derived once from config and template."""
+
+    cfg: RunConfig
+    template: Template
+    profile: str | None
+    base_code: str
+    spec: MetricSpec | None  # None: inferred from the baseline
+    sandbox: SandboxConfig
+
+
+def prepare(cfg: RunConfig) -> Experiment:
+    template = load_template(cfg.topic.path)
+    manifest = template.manifest
+    profile = cfg.topic.profile or (manifest.default_profile if manifest else None)
+    if profile is not None and manifest is None:
+        raise EngineError(f"topic.profile={profile} but {template.path} has no manifest.yaml with profiles; "
+                          "set topic.profile=null")
+    base_code = template.code_for_profile(profile)
+    spec = _metric_spec(cfg, template)
+    res = manifest.resources if manifest else None
+    sandbox = SandboxConfig(
+        use_bwrap=cfg.sandbox.use_bwrap,
+        timeout_s=cfg.sandbox.timeout_s or (res.timeout_s if res and res.timeout_s else 3600.0),
+        memory_gb=cfg.sandbox.memory_gb or (res.memory_gb if res and res.memory_gb else 16.0),
+        max_procs=cfg.sandbox.max_procs, max_file_gb=cfg.sandbox.max_file_gb,
+        threads=cfg.cluster.threads_per_node)
+    bwrap_path(sandbox)  # warn (or refuse, with use_bwrap=always) before any work
+    return Experiment(cfg, template, profile, base_code, spec, sandbox)
+
+
+def _metric_spec(cfg: RunConfig, template: Template) -> MetricSpec | None:
+    manifest_metric = template.manifest.metric if template.manifest else None
+    if cfg.topic.metric:
+        direction = cfg.topic.direction or (manifest_metric.direction if manifest_metric else "maximize")
+        return MetricSpec(cfg.topic.metric, direction)
+    if manifest_metric:
+        if cfg.topic.direction:
+            return MetricSpec(manifest_metric.name, cfg.topic.direction)
+        return manifest_metric
+    if template.baseline_final_info is not None:
+        return _first_metric(template.baseline_final_info, cfg, "the template's run_0/final_info.json")
+    return None
+
+
+def _first_metric(final_info: dict[str, Any], cfg: RunConfig, source: str) -> MetricSpec:
+    try:
+        name = metric_names(final_info)[0]
+    except ValueError as e:
+        raise EngineError(f"{source}: {e}") from None
+    direction = cfg.topic.direction or "maximize"
+    log.warning("no primary metric declared: using %r (%s) from %s; set topic.metric=NAME "
+                "topic.direction=maximize|minimize to choose", name, direction, source)
+    return MetricSpec(name, direction)
+
+
+def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any]) -> dict[str, Any]:
+    """Run (or resume) the tree search in `run_dir`; returns the summary written to summary.json."""
+    cfg, run = exp.cfg, RunDir(run_dir)
+    finished = run.load_nodes()
+    unfinished = run.load_pending()
+    previous = _read_summary(run_dir)
+    if finished or unfinished:
+        log.info("resuming %s: %d finished nodes kept, %d unfinished nodes to run again",
+                 run_dir, len(finished), len(unfinished))
+    spec = exp.spec or (previous_spec(previous) if previous else None)
+    if spec is None and finished:
+        spec = _first_metric(finished[0].exec.final_info or {}, cfg, "the baseline node")
+    if not (run_dir / "idea.json").exists():
+        write_json(run_dir / "idea.json", idea)
+
+    tunables = exp.template.manifest.tunables if exp.template.manifest and exp.template.manifest.tunables \
+        else specs_from_code(exp.base_code)
+    proposer = OfflineProposer(exp.base_code, tunables, already_proposed=tuple(n.code for n in unfinished))
+    support = exp.template.support_files()
+    state = SearchState(Journal(finished), spec,
+                        next_step=1 + max((n.step for n in finished + unfinished), default=-1))
+    rng = random.Random(f"{cfg.seed}-{len(finished)}-{len(unfinished)}")
+    started, prior_wall = time.monotonic(), float(previous.get("wall_time_s", 0.0)) if previous else 0.0
+
+    def make_job(node: Node) -> NodeJob:
+        return NodeJob(node.id, node.code, support, exp.sandbox, plot_timeout_s=cfg.sandbox.plot_timeout_s,
+                       max_artifact_mb=cfg.sandbox.max_artifact_mb, scratch_root=cfg.cluster.scratch_dir)
+
+    def infer(node: Node) -> MetricSpec:
+        if node.exec.final_info is None:
+            raise EngineError("the baseline (the template's experiment.py, unchanged) failed, so no metric "
+                              f"can be chosen: {node.exec.exc_type}: {node.exec.exc_message}\n"
+                              f"{node.exec.stderr_tail[-2000:]}")
+        return _first_metric(node.exec.final_info, cfg, "the baseline run")
+
+    def write_status(status: str) -> dict[str, Any]:
+        summary = make_summary(exp, state, prior_wall + time.monotonic() - started, status, str(run_dir))
+        write_json(run_dir / "summary.json", summary)
+        write_json(run_dir / "tree.json", tree_json(state))
+        if state.spec is not None and (best := state.journal.best_node(state.spec)) is not None:
+            run.write_best(best)
+        return summary
+
+    executor = LocalExecutor(cfg.cluster.slots)
+    driver = Driver(run, state, proposer, cfg.search.policy, executor, make_job, cfg.search.max_nodes,
+                    cfg.search.stage, rng, infer_spec=infer, on_change=lambda: write_status("running"))
+    log.info("searching with the %s proposer: %d nodes, %d slots, primary metric %s", OFFLINE_NAME,
+             cfg.search.max_nodes, cfg.cluster.slots,
+             f"{spec.name} ({spec.direction})" if spec else "from the baseline")
+    try:
+        driver.search(resumed=unfinished)
+    except KeyboardInterrupt:
+        executor.shutdown()
+        write_status("interrupted")
+        log.warning("interrupted: resume with  python -m engine.launch resume=%s", run_dir)
+        raise
+    except BaseException:
+        executor.shutdown()
+        write_status("crashed")
+        raise
+    executor.shutdown()
+    return write_status("finished")
+
+
+def previous_spec(summary: dict[str, Any]) -> MetricSpec | None:
+    pm = summary.get("primary_metric")
+    return MetricSpec(pm["name"], pm["direction"]) if pm and pm.get("name") else None
+
+
+def _read_summary(run_dir: Path) -> dict[str, Any] | None:
+    f = run_dir / "summary.json"
+    return json.loads(f.read_text()) if f.is_file() else None
+
+
+def make_summary(exp: Experiment, state: SearchState, wall_s: float, status: str, run_dir: str) -> dict:
+    j, spec = state.journal, state.spec
+    best = j.best_node(spec) if spec else None
+    baseline, source = None, None
+    if exp.template.baseline_final_info is not None and spec is not None:
+        try:
+            baseline, source = spec.extract(exp.template.baseline_final_info), "template run_0/final_info.json"
+        except (KeyError, ValueError):
+            baseline = None
+    if baseline is None:
+        first = min(j, key=lambda n: n.step, default=None)
+        if first is not None and first.operator == "draft" and first.code == exp.base_code:
+            baseline, source = first.metric, f"node {first.step} (the template's code, unchanged)"
+    improvement = None
+    if baseline is not None and best is not None and spec is not None:
+        improvement = (best.metric - baseline) if spec.maximize else (baseline - best.metric)
+    return {
+        "topic": exp.cfg.topic.name,
+        "template": str(exp.template.path),
+        "profile": exp.profile,
+        "proposer": OFFLINE_NAME,
+        "status": status,
+        "run_dir": run_dir,
+        "primary_metric": {"name": spec.name if spec else None, "direction": spec.direction if spec else None},
+        "baseline": baseline,
+        "baseline_source": source,
+        "best": None if best is None else {"node_id": best.id, "step": best.step, "value": best.metric,
+                                           "stage": best.stage, "plan": best.plan},
+        "improvement_over_baseline": improvement,
+        "nodes": {"total": len(j), "good": len(j.good_nodes), "buggy": len(j.buggy_nodes)},
+        "wall_time_s": round(wall_s, 1),
+    }
+
+
+def tree_json(state: SearchState) -> dict[str, Any]:
+    return {
+        "primary_metric": None if state.spec is None else {"name": state.spec.name,
+                                                          "direction": state.spec.direction},
+        "nodes": [{"id": n.id, "step": n.step, "parent_id": n.parent_id, "operator": n.operator,
+                   "stage": n.stage, "plan": n.plan, "metric": n.metric, "is_buggy": n.is_buggy,
+                   "bug_reason": n.bug_reason, "exec_time_s": round(n.exec.exec_time_s, 2),
+                   "children": [c.id for c in state.journal.children(n.id)]} for n in state.journal],
+    }

@@ -1,0 +1,145 @@
+"""The run directory: everything one run makes, written so that a crash loses nothing finished.
+
+    config.yaml          resolved config of the run
+    idea.json            the idea being tested
+    journal/             Parquet, one file per finished node (append-only; read as one table)
+    pending/             proposals handed to a runner but not finished (re-run on resume)
+    nodes/<step>-<id>/   the node's code, logs, run_0/ (final_info.json, arrays) and plots
+    tree.json            the search tree (ids, parents, operators, metrics)
+    best/                the best node's code and its record
+    summary.json         what the run found
+Every file is written to a temporary name and renamed, so readers never see half a file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from search.node import ExecResult, Node
+
+SCHEMA = pa.schema([
+    ("id", pa.string()), ("step", pa.int64()), ("parent_id", pa.string()), ("stage", pa.string()),
+    ("operator", pa.string()), ("proposer", pa.string()), ("plan", pa.string()), ("code", pa.string()),
+    ("metric", pa.float64()), ("is_buggy", pa.bool_()), ("bug_reason", pa.string()),
+    ("analysis", pa.string()), ("exit_code", pa.int64()), ("exec_time_s", pa.float64()),
+    ("timed_out", pa.bool_()), ("killed_reason", pa.string()), ("exc_type", pa.string()),
+    ("exc_message", pa.string()), ("stdout_tail", pa.string()), ("stderr_tail", pa.string()),
+    ("final_info", pa.string()), ("plots", pa.list_(pa.string())), ("created_at", pa.float64()),
+    ("finished_at", pa.float64()),
+])
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def node_to_row(node: Node) -> dict[str, Any]:
+    ex = node.exec
+    return {
+        "id": node.id, "step": node.step, "parent_id": node.parent_id, "stage": node.stage,
+        "operator": node.operator, "proposer": node.proposer, "plan": node.plan, "code": node.code,
+        "metric": node.metric, "is_buggy": node.is_buggy, "bug_reason": node.bug_reason,
+        "analysis": node.analysis, "exit_code": ex.exit_code, "exec_time_s": ex.exec_time_s,
+        "timed_out": ex.timed_out, "killed_reason": ex.killed_reason, "exc_type": ex.exc_type,
+        "exc_message": ex.exc_message, "stdout_tail": ex.stdout_tail, "stderr_tail": ex.stderr_tail,
+        "final_info": None if ex.final_info is None else json.dumps(ex.final_info), "plots": ex.plots,
+        "created_at": node.created_at, "finished_at": node.finished_at,
+    }
+
+
+def row_to_node(row: dict[str, Any]) -> Node:
+    ex = ExecResult(exit_code=row["exit_code"], stdout_tail=row["stdout_tail"] or "",
+                    stderr_tail=row["stderr_tail"] or "", exc_type=row["exc_type"],
+                    exc_message=row["exc_message"], exec_time_s=row["exec_time_s"] or 0.0,
+                    timed_out=bool(row["timed_out"]), killed_reason=row["killed_reason"],
+                    final_info=None if row["final_info"] is None else json.loads(row["final_info"]),
+                    plots=list(row["plots"] or []))
+    return Node(code=row["code"], plan=row["plan"] or "", operator=row["operator"], parent_id=row["parent_id"],
+                stage=row["stage"], id=row["id"], step=row["step"], proposer=row["proposer"] or "",
+                metric=row["metric"], is_buggy=row["is_buggy"], bug_reason=row["bug_reason"] or "",
+                analysis=row["analysis"] or "", exec=ex, created_at=row["created_at"],
+                finished_at=row["finished_at"])
+
+
+def pending_to_json(node: Node) -> dict[str, Any]:
+    return {k: v for k, v in asdict(node).items() if k != "exec"}
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path).resolve()
+        self.journal_dir = self.path / "journal"
+        self.pending_dir = self.path / "pending"
+        self.nodes_dir = self.path / "nodes"
+
+    def node_dir(self, node: Node) -> Path:
+        return self.nodes_dir / f"{node.step:04d}-{node.id}"
+
+    # -- writing -------------------------------------------------------------------------------------
+    def add_pending(self, node: Node) -> None:
+        write_json(self.pending_dir / f"{node.id}.json", pending_to_json(node))
+
+    def record(self, node: Node, artifacts: dict[str, bytes]) -> None:
+        """Store a finished node: its folder first, then its journal row (the row marks it finished)."""
+        final = self.node_dir(node)
+        staging = final.with_name(final.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        for rel, content in artifacts.items():
+            dest = (staging / rel).resolve()
+            if staging.resolve() not in dest.parents:
+                continue  # never write outside the node's folder, whatever names came back
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(content)
+        staging.mkdir(parents=True, exist_ok=True)
+        write_json(staging / "node.json", pending_to_json(node) | {"exec": asdict(node.exec)})
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(staging, final)
+        table = pa.Table.from_pylist([node_to_row(node)], schema=SCHEMA)
+        self.journal_dir.mkdir(parents=True, exist_ok=True)
+        part = self.journal_dir / f"{node.step:06d}-{node.id}.parquet"
+        tmp = self.journal_dir / f".{part.name}.tmp"
+        pq.write_table(table, tmp)
+        os.replace(tmp, part)
+        (self.pending_dir / f"{node.id}.json").unlink(missing_ok=True)
+
+    def write_best(self, node: Node) -> None:
+        write_atomic(self.path / "best" / "experiment.py", node.code)
+        write_json(self.path / "best" / "node.json", pending_to_json(node) | {"exec": asdict(node.exec)})
+
+    # -- reading -------------------------------------------------------------------------------------
+    def load_nodes(self) -> list[Node]:
+        """Finished nodes in creation order."""
+        parts = sorted(self.journal_dir.glob("*.parquet")) if self.journal_dir.is_dir() else []
+        if not parts:
+            return []
+        table = pa.concat_tables([pq.read_table(p, schema=SCHEMA) for p in parts])
+        nodes = [row_to_node(r) for r in table.to_pylist()]
+        return sorted(nodes, key=lambda n: n.step)
+
+    def load_pending(self) -> list[Node]:
+        """Nodes that were running when the run stopped; their half-written folders are removed."""
+        nodes = []
+        for f in sorted(self.pending_dir.glob("*.json")) if self.pending_dir.is_dir() else []:
+            data = json.loads(f.read_text())
+            nodes.append(Node(**data))
+        for partial in self.nodes_dir.glob("*.partial") if self.nodes_dir.is_dir() else []:
+            shutil.rmtree(partial, ignore_errors=True)
+        return sorted(nodes, key=lambda n: n.step)
+
+    def read_table(self) -> pa.Table:
+        return pa.concat_tables([pq.read_table(p, schema=SCHEMA)
+                                 for p in sorted(self.journal_dir.glob("*.parquet"))])

@@ -1,0 +1,122 @@
+"""The offline proposer: an honest baseline search that needs no model.
+
+draft   = the template's code (later drafts change one hyperparameter, so that roots differ);
+improve = change one tunable hyperparameter of the parent by rewriting its syntax tree;
+debug   = go back to the last good code on the path to the root.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+from search import code_edit
+from search.code_edit import Scalar
+from search.journal import Journal
+from search.node import Node
+from search.operators import Proposal
+
+NAME = "offline (no model: hyperparameter mutation)"
+
+
+@dataclass(frozen=True)
+class TunableSpec:
+    """How the search may vary one hyperparameter: a list of `values`, or a range [low, high]."""
+
+    name: str
+    values: tuple[Scalar, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+
+    def propose(self, current: Scalar, rng: random.Random) -> Scalar:
+        """A value different from `current` (or `current` itself when there is no other)."""
+        if self.values:
+            others = [v for v in self.values if v != current]
+            return rng.choice(others) if others else current
+        if isinstance(current, bool) or not isinstance(current, (int, float)):
+            return current
+        factor = rng.choice([0.5, 2.0]) if self.log or self.low is None else None
+        if factor is not None and current != 0:
+            new = current * factor
+        else:  # linear range, or a zero that a factor cannot move
+            lo = self.low if self.low is not None else 0.0
+            hi = self.high if self.high is not None else max(1.0, abs(current) * 2)
+            new = current + rng.choice([-1, 1]) * (hi - lo) / 4
+        if self.low is not None:
+            new = max(self.low, new)
+        if self.high is not None:
+            new = min(self.high, new)
+        if self.integer or (isinstance(current, int) and self.values == ()):
+            new = max(1, int(round(new))) if current >= 1 else int(round(new))
+        else:
+            new = float(f"{new:.3g}")
+        return new
+
+
+def specs_from_code(code: str) -> dict[str, TunableSpec]:
+    """For a template without a manifest: every numeric constant and argparse default, varied by x0.5 / x2."""
+    specs = {}
+    for name, tun in code_edit.numeric_tunables(code).items():
+        specs[name] = TunableSpec(name, log=True, integer=isinstance(tun.value, int))
+    return specs
+
+
+class OfflineProposer:
+    name = NAME
+
+    def __init__(self, base_code: str, tunables: dict[str, TunableSpec], max_tries: int = 30,
+                 already_proposed: tuple[str, ...] = ()):
+        if not tunables:
+            raise ValueError("the offline proposer needs at least one tunable hyperparameter; "
+                             "declare `tunables` in the template's manifest.yaml")
+        present = code_edit.find_tunables(base_code)
+        missing = sorted(set(tunables) - set(present))
+        if missing:
+            raise ValueError(f"tunables {missing} are not hyperparameters of experiment.py "
+                             "(argparse defaults, module constants or function defaults)")
+        self.base_code = base_code
+        self.tunables = tunables
+        self.max_tries = max_tries
+        # programs handed out that the journal may not hold yet (still running, or unfinished at a resume)
+        self.proposed: set[str] = set(already_proposed)
+
+    def draft(self, journal: Journal, rng: random.Random) -> Proposal:
+        if self.base_code not in self.proposed and all(n.code != self.base_code for n in journal.drafts):
+            return self._give(Proposal("Draft: the template's experiment, unchanged.", self.base_code))
+        return self._mutate(self.base_code, journal, rng, "Draft: the template's experiment with")
+
+    def improve(self, journal: Journal, node: Node, rng: random.Random) -> Proposal:
+        return self._mutate(node.code, journal, rng, f"Improve node {node.step} ({node.id}):")
+
+    def debug(self, journal: Journal, node: Node, rng: random.Random) -> Proposal:
+        ancestor = node
+        while ancestor.parent_id is not None:
+            ancestor = journal.get(ancestor.parent_id)
+            if ancestor.is_buggy is False:
+                return self._give(Proposal(f"Debug node {node.step} ({node.bug_reason or 'buggy'}): go back "
+                                           f"to the last good code, node {ancestor.step}.", ancestor.code))
+        return self._give(Proposal(f"Debug node {node.step} ({node.bug_reason or 'buggy'}): no good ancestor; "
+                                   "go back to the template's code.", self.base_code))
+
+    def _give(self, proposal: Proposal) -> Proposal:
+        self.proposed.add(proposal.code)
+        return proposal
+
+    def _mutate(self, code: str, journal: Journal, rng: random.Random, prefix: str) -> Proposal:
+        """Change one tunable, preferring a program not already in the journal."""
+        seen = {n.code for n in journal} | self.proposed
+        current = code_edit.find_tunables(code)
+        new_code, plan = code, f"{prefix} no tunable could be changed."
+        for _ in range(self.max_tries):
+            name = rng.choice(sorted(self.tunables))
+            old = current[name].value
+            value = self.tunables[name].propose(old, rng)
+            if value == old or (isinstance(value, float) and not math.isfinite(value)):
+                continue
+            new_code = code_edit.set_values(code, {name: value})
+            plan = f"{prefix} change {name} from {old!r} to {value!r}."
+            if new_code not in seen:
+                break
+        return self._give(Proposal(plan, new_code))

@@ -1,0 +1,1 @@
+"""The four experiment stages (initial investigation, tuning, research agenda, ablations): next issue."""
