@@ -18,7 +18,7 @@ from engine.rundir import RunDir, write_json
 from engine.sandbox import SandboxConfig, bwrap_path
 from engine.template import Template, load_template
 from search.journal import Journal
-from search.metric import MetricSpec, metric_names
+from search.metric import MetricSpec, guess_direction, metric_names
 from search.node import Node
 from search.offline import NAME as OFFLINE_NAME
 from search.offline import OfflineProposer, specs_from_code
@@ -77,9 +77,10 @@ def _first_metric(final_info: dict[str, Any], cfg: RunConfig, source: str) -> Me
         name = metric_names(final_info)[0]
     except ValueError as e:
         raise EngineError(f"{source}: {e}") from None
-    direction = cfg.topic.direction or "maximize"
-    log.warning("no primary metric declared: using %r (%s) from %s; set topic.metric=NAME "
-                "topic.direction=maximize|minimize to choose", name, direction, source)
+    direction = cfg.topic.direction or guess_direction(name)
+    log.warning("no primary metric declared: using %r, %s (%s), the first metric of %s; set topic.metric=NAME "
+                "topic.direction=maximize|minimize to choose", name, direction,
+                "given" if cfg.topic.direction else "guessed from its name", source)
     return MetricSpec(name, direction)
 
 

@@ -1,10 +1,10 @@
 """Run one program in a directory of its own, under bubblewrap when it is installed.
 
-Inside bubblewrap the program sees a read-only system, a private /tmp, no network and its own PID namespace;
-only its working directory is writable. Outside it (no bwrap) the same limits apply except the namespaces.
-Either way: rlimits on address space, file size and core dumps; a watchdog that stops the program when its
-process tree grows past `max_procs` or its resident memory past `memory_gb`; and a wall-clock timeout that
-kills the whole process tree (process group, and every descendant that left it).
+Inside bubblewrap the program sees a read-only system, an empty read-only /tmp, no network and its own PID
+namespace; only its working directory is writable (TMPDIR points inside it). Without bwrap the same limits
+apply, but not the namespaces. Either way: rlimits on address space, file size and core dumps; a watchdog
+that stops the program when its process tree grows past `max_procs` or its resident memory past `memory_gb`;
+and a wall-clock timeout that kills the whole process tree (process group, and every descendant that left it).
 """
 from __future__ import annotations
 
@@ -82,6 +82,7 @@ def run_sandboxed(argv: list[str], workdir: Path, cfg: SandboxConfig, timeout_s:
     workdir = workdir.resolve()
     timeout = timeout_s if timeout_s is not None else cfg.timeout_s
     env = _child_env(workdir, cfg, extra_env or {})
+    (workdir / ".tmp").mkdir(exist_ok=True)
     bwrap = bwrap_path(cfg)
     cmd = _bwrap_prefix(bwrap, workdir) + argv if bwrap else argv
     out_path, err_path = workdir / f"{log_prefix}stdout.txt", workdir / f"{log_prefix}stderr.txt"
@@ -203,7 +204,7 @@ def _child_env(workdir: Path, cfg: SandboxConfig, extra: dict[str, str]) -> dict
     threads = str(cfg.threads)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(workdir), "MPLCONFIGDIR": str(workdir / ".mpl"), "TMPDIR": "/tmp",
+        "HOME": str(workdir), "MPLCONFIGDIR": str(workdir / ".mpl"), "TMPDIR": str(workdir / ".tmp"),
         "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
         "LANG": "C.UTF-8", "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
         "OPENBLAS_NUM_THREADS": threads,
@@ -216,16 +217,28 @@ def _child_env(workdir: Path, cfg: SandboxConfig, extra: dict[str, str]) -> dict
 
 
 def _bwrap_prefix(bwrap: str, workdir: Path) -> list[str]:
-    args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-    # the interpreter may live under /tmp (a virtual environment there), which the tmpfs would hide
-    for prefix in sorted({sys.prefix, sys.base_prefix, sys.exec_prefix}):
-        if prefix.startswith("/tmp"):
+    """Read-only system; /tmp and the scratch root are empty and read-only (other nodes' folders are hidden);
+    only `workdir` is writable."""
+    prefixes = sorted({sys.prefix, sys.base_prefix, sys.exec_prefix})
+    hidden = ["/tmp"]
+    parent = str(workdir.parent)
+    if parent not in ("/", "/tmp") and not parent.startswith("/tmp/") \
+            and not any(p == parent or p.startswith(parent + "/") for p in prefixes):
+        hidden.append(parent)
+    args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    for d in hidden:
+        args += ["--tmpfs", d]
+    # the interpreter may live under a hidden folder (a virtual environment in /tmp)
+    for prefix in prefixes:
+        if any(prefix == d or prefix.startswith(d + "/") for d in hidden):
             args += ["--ro-bind", prefix, prefix]
     for dev in sorted(Path("/dev").glob("nvidia*")) + [Path("/dev/dri")]:
         if dev.exists():
             args += ["--dev-bind", str(dev), str(dev)]
-    args += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir),
-             "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+    args += ["--bind", str(workdir), str(workdir)]
+    for d in hidden:
+        args += ["--remount-ro", d]
+    args += ["--chdir", str(workdir), "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
              "--die-with-parent", "--new-session", "--"]
     return args
 

@@ -75,6 +75,16 @@ def metric_names(final_info: dict[str, Any]) -> list[str]:
     return names
 
 
+_LOWER_IS_BETTER = ("loss", "error", "err", "perplexity", "ppl", "mse", "mae", "rmse", "time", "step", "regret",
+                    "nll", "bpc", "bpd", "fid")
+
+
+def guess_direction(name: str) -> Direction:
+    """A guess for templates that declare nothing: losses, errors, times and step counts are minimised."""
+    lowered = name.lower()
+    return "minimize" if any(word in lowered for word in _LOWER_IS_BETTER) else "maximize"
+
+
 def _is_number(val: Any) -> bool:
     return isinstance(val, (int, float)) and not isinstance(val, bool)
 

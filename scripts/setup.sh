@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Set up everything the engine needs, in a virtual environment at .venv (safe to run again).
+#   PYTHON=python3.11 bash scripts/setup.sh      choose the interpreter (>= 3.10)
+#   TORCH_SPEC="torch==2.13.0" ...               which torch to install when none is importable
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+
+# System tools. bubblewrap sandboxes node programs; without it they run unsandboxed, after a warning.
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing bubblewrap (apt-get)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bubblewrap
+  else
+    echo "setup: bubblewrap is not installed; install it (e.g. sudo apt-get install bubblewrap) to sandbox" \
+         "experiments. Continuing without it." >&2
+  fi
+fi
+
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+  || { echo "setup: Python >= 3.10 is needed ($PYTHON is $("$PYTHON" --version 2>&1))" >&2; exit 1; }
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# Keep a torch that is already there (a CUDA build you chose); otherwise install TORCH_SPEC.
+.venv/bin/python -c 'import torch' 2>/dev/null || .venv/bin/python -m pip install -q "$TORCH_SPEC"
+.venv/bin/python -m pip install -q -e ".[dev]"
+echo "setup: ready (.venv)"

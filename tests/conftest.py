@@ -1,0 +1,29 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture
+def v1_template(tmp_path: Path) -> Path:
+    """A writable copy of the v1-format toy template (no manifest)."""
+    dest = tmp_path / "v1_template"
+    shutil.copytree(FIXTURES / "v1_template", dest)
+    return dest
+
+
+def launch_cmd(*overrides: str) -> list[str]:
+    return [sys.executable, "-m", "engine.launch", *overrides]
+
+
+def launch(*overrides: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the real entry point from the repo root, as a user would."""
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    return subprocess.run(launch_cmd(*overrides), cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env=env)

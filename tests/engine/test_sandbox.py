@@ -1,0 +1,132 @@
+import os
+import shutil
+import socket
+import sys
+import textwrap
+import threading
+import time
+
+import psutil
+import pytest
+
+from engine.sandbox import SandboxConfig, parse_exception, run_sandboxed
+
+HAVE_BWRAP = shutil.which("bwrap") is not None
+# CI installs bubblewrap: there a missing bwrap must fail these tests, not skip them
+needs_bwrap = pytest.mark.skipif(not HAVE_BWRAP and not os.environ.get("CI"), reason="bubblewrap not installed")
+MODES = [pytest.param("always", marks=needs_bwrap), "never"]
+
+
+def run(tmp_path, code, mode, **cfg):
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    (work / "prog.py").write_text(textwrap.dedent(code))
+    return run_sandboxed([sys.executable, "prog.py"], work, SandboxConfig(use_bwrap=mode, **cfg))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_crash_reports_exception(tmp_path, mode):
+    out = run(tmp_path, "print('hi')\nraise ValueError('bad shape (3, 4)')\n", mode)
+    assert out.exit_code == 1 and out.killed_reason is None
+    assert (out.exc_type, out.exc_message) == ("ValueError", "bad shape (3, 4)")
+    assert out.stdout.strip() == "hi"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_timeout_kills_grandchildren_that_left_the_group(tmp_path, mode):
+    code = """
+    import os, subprocess, sys, time
+    child = subprocess.Popen([sys.executable, "-c", "import os, time; os.setsid(); time.sleep(600)"])
+    open("grandchild.pid", "w").write(str(child.pid))
+    time.sleep(600)
+    """
+    start = time.monotonic()
+    out = run(tmp_path, code, mode, timeout_s=3)
+    assert out.killed_reason == "timeout" and out.exc_type == "TimeoutError"
+    assert time.monotonic() - start < 30
+    # the pid was seen inside a PID namespace under bwrap, so check that nothing sleeping is left instead
+    time.sleep(0.5)
+    leftovers = [p for p in psutil.process_iter(["cmdline"])
+                 if p.info["cmdline"] and "time.sleep(600)" in " ".join(p.info["cmdline"])]
+    assert leftovers == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_memory_hog_is_stopped(tmp_path, mode):
+    code = """
+    chunks = []
+    for _ in range(50):
+        chunks.append(bytearray(2**30))  # 50 GB in all, touched
+    print("allocated")
+    """
+    out = run(tmp_path, code, mode, memory_gb=1, timeout_s=60)
+    assert out.exit_code != 0
+    assert out.exc_type == "MemoryError"
+    assert "allocated" not in out.stdout
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_fork_bomb_is_stopped(tmp_path, mode):
+    code = """
+    import os, time
+    for _ in range(40):
+        try:
+            os.fork()
+        except OSError:
+            pass
+    time.sleep(30)
+    """
+    start = time.monotonic()
+    out = run(tmp_path, code, mode, max_procs=32, timeout_s=60)
+    assert out.killed_reason == "processes" and out.exc_type == "ProcessLimit"
+    assert time.monotonic() - start < 30
+
+
+@needs_bwrap
+def test_network_is_refused(tmp_path):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    threading.Thread(target=lambda: server.accept(), daemon=True).start()
+    code = f"""
+    import socket
+    socket.create_connection(("127.0.0.1", {port}), timeout=5)
+    print("connected")
+    """
+    try:
+        # the same program reaches the server without the sandbox ...
+        assert run(tmp_path, code, "never").stdout.strip() == "connected"
+        # ... and not with it
+        out = run(tmp_path, code, "always")
+    finally:
+        server.close()
+    assert out.exit_code != 0 and "connected" not in out.stdout
+    assert out.exc_type in ("ConnectionRefusedError", "OSError", "TimeoutError")
+
+
+@needs_bwrap
+def test_writes_outside_the_node_directory_are_refused(tmp_path):
+    target = tmp_path / "outside.txt"
+    code = f"""
+    open("inside.txt", "w").write("ok")
+    open({str(target)!r}, "w").write("escaped")
+    """
+    out = run(tmp_path, code, "always")
+    assert out.exit_code != 0 and out.exc_type in ("OSError", "PermissionError", "FileNotFoundError")
+    assert not target.exists()
+    assert (tmp_path / "work" / "inside.txt").read_text() == "ok"
+
+
+def test_child_environment_carries_no_secrets(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    out = run(tmp_path, "import os; print(os.environ.get('OPENAI_API_KEY'), os.environ['OMP_NUM_THREADS'])",
+              "never", threads=3)
+    assert out.stdout.split() == ["None", "3"]
+
+
+def test_parse_exception():
+    err = "Traceback (most recent call last):\n  File \"x\", line 1\n    f()\ntorch.cuda.OutOfMemoryError: CUDA out\n"
+    assert parse_exception(err) == ("OutOfMemoryError", "CUDA out")
+    assert parse_exception("just a warning\n") == (None, None)
+    assert parse_exception("Traceback (most recent call last):\n  x\nKeyboardInterrupt\n") == ("KeyboardInterrupt", "")
