@@ -27,7 +27,7 @@ class NodeJob:
     plot_timeout_s: float = 300.0
     max_artifact_mb: float = 50.0
     scratch_root: str | None = None
-    python: str = sys.executable
+    python: str | None = None  # None: the interpreter of the process that executes the job
 
 
 @dataclass
@@ -38,21 +38,24 @@ class NodeOutcome:
     plot_error: str | None = None
 
 
-def execute_node(job: NodeJob) -> NodeOutcome:
+def execute_node(job: NodeJob, extra_files: dict[str, bytes] | None = None,
+                 extra_env: dict[str, str] | None = None) -> NodeOutcome:
+    """Run the job in a new scratch directory; `extra_files`/`extra_env` come from the runner (GPU share)."""
     workdir = Path(tempfile.mkdtemp(prefix=f"node-{job.node_id}-", dir=job.scratch_root))
     try:
-        return _execute_in(job, workdir)
+        return _execute_in(job, workdir, extra_files or {}, extra_env or {})
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _execute_in(job: NodeJob, workdir: Path) -> NodeOutcome:
-    for rel, content in job.support_files.items():
+def _execute_in(job: NodeJob, workdir: Path, extra_files: dict[str, bytes], env: dict[str, str]) -> NodeOutcome:
+    python = job.python or sys.executable
+    for rel, content in (job.support_files | extra_files).items():
         dest = workdir / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(content)
     (workdir / "experiment.py").write_text(job.code)
-    run = run_sandboxed([job.python, "experiment.py", f"--out_dir={OUT_DIR}"], workdir, job.sandbox)
+    run = run_sandboxed([python, "experiment.py", f"--out_dir={OUT_DIR}"], workdir, job.sandbox, extra_env=env)
     result = ExecResult(exit_code=run.exit_code, stdout_tail=run.stdout, stderr_tail=run.stderr,
                         exc_type=run.exc_type, exc_message=run.exc_message, exec_time_s=run.elapsed_s,
                         timed_out=run.killed_reason == "timeout", killed_reason=run.killed_reason)
@@ -68,8 +71,8 @@ def _execute_in(job: NodeJob, workdir: Path) -> NodeOutcome:
 
     plot_error = None
     if result.final_info is not None and (workdir / "plot.py").is_file():
-        plot = run_sandboxed([job.python, "plot.py"], workdir, job.sandbox, timeout_s=job.plot_timeout_s,
-                             log_prefix="plot_")
+        plot = run_sandboxed([python, "plot.py"], workdir, job.sandbox, timeout_s=job.plot_timeout_s,
+                             extra_env=env, log_prefix="plot_")
         if plot.exit_code != 0:
             plot_error = f"plot.py failed: {plot.exc_type or 'exit ' + str(plot.exit_code)}: {plot.exc_message}"
     artifacts = _collect(workdir, job.max_artifact_mb)
