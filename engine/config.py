@@ -5,7 +5,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.cluster import ClusterConfig
 from engine.errors import EngineError
+from engine.tracking import TrackingConfig
 from search.policy import PolicyConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -28,13 +30,6 @@ class SearchConfig:
 
 
 @dataclass(frozen=True)
-class ClusterConfig:
-    slots: int
-    threads_per_node: int
-    scratch_dir: str | None
-
-
-@dataclass(frozen=True)
 class SandboxSettings:
     use_bwrap: str
     timeout_s: float | None
@@ -51,8 +46,10 @@ class RunConfig:
     search: SearchConfig
     cluster: ClusterConfig
     sandbox: SandboxSettings
+    tracking: TrackingConfig
     proposer: str
     seed: int
+    llm_concurrency: int
 
 
 def resolve_path(path: str, base: Path | None = None) -> Path:
@@ -70,7 +67,7 @@ def build(cfg: dict[str, Any], launch_dir: Path | None = None) -> RunConfig:
     """RunConfig from the resolved config (a plain dict); EngineError naming the key on a bad value."""
     if "topic" not in cfg or cfg["topic"] is None:
         raise EngineError("no topic given: add +topic=grokking, or +topic=template topic.path=/abs/path")
-    t, s, c, x = cfg["topic"], cfg["search"], cfg["cluster"], cfg["sandbox"]
+    t, s, c, x, w = cfg["topic"], cfg["search"], cfg["cluster"], cfg["sandbox"], cfg["tracking"]
     try:
         topic = TopicConfig(str(t["name"]), resolve_path(str(t["path"]), launch_dir), t.get("profile"),
                             t.get("metric"), t.get("direction"))
@@ -80,9 +77,15 @@ def build(cfg: dict[str, Any], launch_dir: Path | None = None) -> RunConfig:
         search = SearchConfig(policy, int(s["max_nodes"]), str(s["stage"]))
         if search.max_nodes < 1:
             raise ValueError(f"search.max_nodes must be >= 1, got {search.max_nodes}")
-        cluster = ClusterConfig(int(c["slots"]), int(c["threads_per_node"]), c.get("scratch_dir"))
-        if cluster.slots < 1 or cluster.threads_per_node < 1:
-            raise ValueError("cluster.slots and cluster.threads_per_node must be >= 1")
+        runner = c.get("runner") or {}
+        cluster = ClusterConfig(str(c["kind"]), int(c["slots"]), int(c["threads_per_node"]), c.get("scratch_dir"),
+                                c.get("address"), _opt_float(c.get("num_cpus")), _opt_float(c.get("num_gpus")),
+                                float(runner.get("num_cpus", 1)), _opt_float(runner.get("gpu_fraction")))
+        tracking = TrackingConfig(str(w["kind"]), w.get("project") or "ai-scientist-engine", w.get("entity"),
+                                  w.get("group"), w.get("mode"))
+        llm_concurrency = int(cfg["llm"]["max_concurrency"])
+        if llm_concurrency < 1:
+            raise ValueError(f"llm.max_concurrency must be >= 1, got {llm_concurrency}")
         sandbox = SandboxSettings(str(x["use_bwrap"]), _opt_float(x["timeout_s"]), float(x["plot_timeout_s"]),
                                   _opt_float(x["memory_gb"]), int(x["max_procs"]), float(x["max_file_gb"]),
                                   float(x["max_artifact_mb"]))
@@ -91,7 +94,8 @@ def build(cfg: dict[str, Any], launch_dir: Path | None = None) -> RunConfig:
         if cfg["proposer"] != "offline":
             raise ValueError(f"proposer must be 'offline' (model-driven search comes with the LLM layer), "
                              f"got {cfg['proposer']!r}")
-        return RunConfig(topic, search, cluster, sandbox, str(cfg["proposer"]), int(cfg["seed"]))
+        return RunConfig(topic, search, cluster, sandbox, tracking, str(cfg["proposer"]), int(cfg["seed"]),
+                         llm_concurrency)
     except (TypeError, ValueError) as e:
         raise EngineError(f"bad config value: {e}") from None
 

@@ -1,10 +1,16 @@
-"""The search loop: keep every slot busy, ask the policy for the next node whenever one finishes."""
+"""The search loop: keep every slot busy, ask the policy for the next node whenever one finishes.
+
+No batch barrier: as soon as any node finishes, it is recorded and the policy picks the next one.
+Proposals (an LLM call, for a model proposer) run on their own small thread pool, limited by
+`proposal_concurrency`, so writing the next program overlaps running experiments.
+"""
 from __future__ import annotations
 
 import logging
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from engine.executor import Executor
@@ -13,8 +19,8 @@ from engine.rundir import RunDir
 from search.journal import Journal
 from search.judge import judge
 from search.metric import MetricSpec
-from search.node import Node
-from search.operators import Proposer, propose
+from search.node import ExecResult, Node
+from search.operators import Proposal, Proposer, propose
 from search.policy import PolicyConfig, select_action
 
 log = logging.getLogger(__name__)
@@ -33,81 +39,124 @@ class Driver:
     def __init__(self, run: RunDir, state: SearchState, proposer: Proposer, policy: PolicyConfig,
                  executor: Executor, make_job: Callable[[Node], NodeJob], max_nodes: int, stage: str,
                  rng: random.Random, infer_spec: Callable[[Node], MetricSpec] | None = None,
-                 on_change: Callable[[], None] | None = None):
+                 on_finish: Callable[[Node, NodeOutcome], None] | None = None, proposal_concurrency: int = 1):
         self.run, self.state, self.proposer, self.policy = run, state, proposer, policy
         self.executor, self.make_job, self.max_nodes, self.stage = executor, make_job, max_nodes, stage
-        self.rng, self.infer_spec, self.on_change = rng, infer_spec, on_change or (lambda: None)
-        self.pending: dict[str, Node] = {}
+        self.rng, self.infer_spec = rng, infer_spec
+        self.on_finish = on_finish or (lambda node, outcome: None)
+        self.proposals = ThreadPoolExecutor(max_workers=max(1, proposal_concurrency), thread_name_prefix="propose")
+        self.proposing: dict[Future, Node] = {}  # placeholders whose code is being written
+        self.running: dict[str, Node] = {}
         self.started = time.monotonic()
+        self.overhead_s: list[float] = []  # per node: driver time from a result to its slot's next submission
+
+    @property
+    def pending(self) -> list[Node]:
+        return list(self.proposing.values()) + list(self.running.values())
 
     def search(self, resumed: list[Node] = ()) -> None:
         """Run until `max_nodes` nodes have finished. `resumed` nodes (unfinished at a crash) go first."""
-        for node in resumed:
-            self._submit(node)
-        if self.state.spec is None and not self.state.journal and not self.pending:
-            # the metric comes from the baseline: run it alone first
-            self._submit(self._propose())
-            while self.pending:
-                self._collect(timeout_s=1.0)
-        while len(self.state.journal) < self.max_nodes:
-            while self.executor.in_flight() < self.executor.slots and \
-                    len(self.state.journal) + len(self.pending) < self.max_nodes:
-                self._submit(self._propose())
-            self._collect(timeout_s=1.0)
+        try:
+            for node in resumed:
+                self._submit(node)
+            while len(self.state.journal) < self.max_nodes:
+                self._fill_slots()
+                self._take_proposals()
+                wait = 0.005 if self.proposing else 1.0
+                for outcome in self.executor.wait_any(wait):
+                    t0 = time.perf_counter()
+                    self._finish(outcome)
+                    self._fill_slots()
+                    self._take_proposals(block=True)
+                    self.overhead_s.append(time.perf_counter() - t0)
+        finally:
+            self.proposals.shutdown(wait=True, cancel_futures=True)
 
-    def _propose(self) -> Node:
-        assert self.state.spec is not None or not self.state.journal
-        spec = self.state.spec or MetricSpec("unknown")
-        action = select_action(self.state.journal, list(self.pending.values()), self.policy, spec, self.rng)
-        proposal = propose(self.proposer, self.state.journal, action, self.rng)
-        node = Node(code=proposal.code, plan=proposal.plan, operator=action.operator,
-                    parent_id=action.parent_id, stage=self.stage, step=self.state.next_step,
-                    proposer=self.proposer.name)
-        self.state.next_step += 1
-        return node
+    def _capacity(self) -> int:
+        # until the baseline has told which metric to use, it runs alone
+        if self.state.spec is None:
+            return 0 if self.state.journal or self.pending else 1
+        return self.executor.slots
+
+    def _fill_slots(self) -> None:
+        while len(self.pending) < self._capacity() and \
+                len(self.state.journal) + len(self.pending) < self.max_nodes:
+            spec = self.state.spec or MetricSpec("unknown")
+            action = select_action(self.state.journal, self.pending, self.policy, spec, self.rng)
+            node = Node(code="", operator=action.operator, parent_id=action.parent_id, stage=self.stage,
+                        step=self.state.next_step, proposer=self.proposer.name)
+            self.state.next_step += 1
+            # the proposer reads a snapshot: the journal keeps changing while it writes
+            snapshot, rng = Journal(self.state.journal.nodes), random.Random(self.rng.random())
+            self.proposing[self.proposals.submit(propose, self.proposer, snapshot, action, rng)] = node
+
+    def _take_proposals(self, block: bool = False) -> None:
+        """Submit nodes whose programs are written; with `block`, wait for the offline proposer's instant ones."""
+        for fut in list(self.proposing):
+            if block and not fut.done():
+                try:
+                    fut.result(timeout=0.05)
+                except Exception:  # noqa: BLE001 - examined below
+                    pass
+            if not fut.done():
+                continue
+            node = self.proposing.pop(fut)
+            try:
+                proposal: Proposal = fut.result()
+            except Exception as e:  # noqa: BLE001 - a failed proposal is a buggy node, not a dead run
+                log.warning("proposing node %d failed: %s", node.step, e)
+                node.plan, node.code = f"{node.operator} (proposal failed)", ""
+                self._record(node, NodeOutcome(node.id, ExecResult(
+                    exc_type="ProposalFailed", exc_message=f"{type(e).__name__}: {e}", killed_reason="proposal")))
+                continue
+            node.plan, node.code = proposal.plan, proposal.code
+            self._submit(node)
 
     def _submit(self, node: Node) -> None:
         self.run.add_pending(node)
-        self.pending[node.id] = node
+        self.running[node.id] = node
         self.executor.submit(self.make_job(node))
-        log.debug("submitted node %s (%s)", node.id, node.plan)
-
-    def _collect(self, timeout_s: float) -> None:
-        for outcome in self.executor.wait_any(timeout_s):
-            self._finish(outcome)
+        log.debug("submitted node %d: %s", node.step, node.plan)
 
     def _finish(self, outcome: NodeOutcome) -> None:
-        node = self.pending.pop(outcome.node_id)
-        node.finished_at = time.time()
+        node = self.running.pop(outcome.node_id)
         if self.state.spec is None:
             assert self.infer_spec is not None
             node.exec = outcome.result
             self.state.spec = self.infer_spec(node)
-        judge(node, outcome.result, self.state.spec)
+        self._record(node, outcome)
+
+    def _record(self, node: Node, outcome: NodeOutcome) -> None:
+        assert self.state.spec is not None or outcome.result.final_info is None
+        node.finished_at = time.time()
+        judge(node, outcome.result, self.state.spec or MetricSpec("unknown"))
         node.analysis = _analysis(node, outcome, self.state.spec)
         self.run.record(node, outcome.artifacts)
         self.state.journal.add(node)
         self._report(node)
-        self.on_change()
+        self.on_finish(node, outcome)
 
     def _report(self, node: Node) -> None:
         j, spec = self.state.journal, self.state.spec
-        assert spec is not None
-        best = j.best_node(spec)
-        result = f"{spec.name}={node.metric:.4g}" if not node.is_buggy else f"buggy ({node.bug_reason[:80]})"
+        best = j.best_node(spec) if spec else None
+        result = f"{spec.name}={node.metric:.4g}" if spec and not node.is_buggy else \
+            f"buggy ({node.bug_reason[:80]})"
         best_txt = f"{best.metric:.4g} (node {best.step})" if best else "none yet"
         log.info("[%d/%d] node %d %-7s %s in %.0fs | running %d, good %d, buggy %d | best %s | %.1f min",
                  len(j), self.max_nodes, node.step, node.operator, result, node.exec.exec_time_s,
-                 len(self.pending), len(j.good_nodes), len(j.buggy_nodes), best_txt,
+                 len(self.running), len(j.good_nodes), len(j.buggy_nodes), best_txt,
                  (time.monotonic() - self.started) / 60)
 
 
-def _analysis(node: Node, outcome: NodeOutcome, spec: MetricSpec) -> str:
+def _analysis(node: Node, outcome: NodeOutcome, spec: MetricSpec | None) -> str:
     parts = []
-    if node.is_buggy:
+    if node.is_buggy or spec is None:
         parts.append(f"Buggy: {node.bug_reason}.")
     else:
         parts.append(f"Ran in {node.exec.exec_time_s:.0f}s; {spec.name} = {node.metric:.4g} ({spec.direction}).")
     if outcome.plot_error:
         parts.append(outcome.plot_error)
+    if outcome.runner:
+        parts.append(f"Runner: {outcome.runner.get('host')} pid {outcome.runner.get('pid')}, "
+                     f"GPUs {outcome.runner.get('gpu_ids') or 'none'}.")
     return " ".join(parts)

@@ -9,14 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.cluster import start_executor
 from engine.config import RunConfig
 from engine.driver import Driver, SearchState
 from engine.errors import EngineError
-from engine.executor import LocalExecutor
-from engine.node_exec import NodeJob
+from engine.node_exec import NodeJob, NodeOutcome
 from engine.rundir import RunDir, write_json
 from engine.sandbox import SandboxConfig, bwrap_path
 from engine.template import Template, load_template
+from engine.tracking import Tracker
 from search.journal import Journal
 from search.metric import MetricSpec, guess_direction, metric_names
 from search.node import Node
@@ -84,7 +85,7 @@ def _first_metric(final_info: dict[str, Any], cfg: RunConfig, source: str) -> Me
     return MetricSpec(name, direction)
 
 
-def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any]) -> dict[str, Any]:
+def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tracker) -> dict[str, Any]:
     """Run (or resume) the tree search in `run_dir`; returns the summary written to summary.json."""
     cfg, run = exp.cfg, RunDir(run_dir)
     finished = run.load_nodes()
@@ -127,9 +128,16 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any]) -> dict[str
             run.write_best(best)
         return summary
 
-    executor = LocalExecutor(cfg.cluster.slots)
+    def on_finish(node: Node, outcome: NodeOutcome) -> None:
+        best = state.journal.best_node(state.spec) if state.spec else None
+        tracker.log_node(node, best.metric if best else None)
+        write_status("running")
+
+    res = exp.template.manifest.resources if exp.template.manifest else None
+    executor = start_executor(cfg.cluster, template_gpus=res.gpus if res else 0.0)
     driver = Driver(run, state, proposer, cfg.search.policy, executor, make_job, cfg.search.max_nodes,
-                    cfg.search.stage, rng, infer_spec=infer, on_change=lambda: write_status("running"))
+                    cfg.search.stage, rng, infer_spec=infer, on_finish=on_finish,
+                    proposal_concurrency=cfg.llm_concurrency)
     log.info("searching with the %s proposer: %d nodes, %d slots, primary metric %s", OFFLINE_NAME,
              cfg.search.max_nodes, cfg.cluster.slots,
              f"{spec.name} ({spec.direction})" if spec else "from the baseline")
@@ -145,7 +153,11 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any]) -> dict[str
         write_status("crashed")
         raise
     executor.shutdown()
-    return write_status("finished")
+    summary = write_status("finished")
+    if driver.overhead_s:
+        summary["driver_overhead_ms_median"] = round(1000 * sorted(driver.overhead_s)[len(driver.overhead_s) // 2], 2)
+        write_json(run_dir / "summary.json", summary)
+    return summary
 
 
 def previous_spec(summary: dict[str, Any]) -> MetricSpec | None:

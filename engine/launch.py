@@ -15,6 +15,7 @@ from engine import config as config_mod
 from engine.errors import EngineError
 from engine.experiments import prepare, run_search
 from engine.rundir import write_atomic
+from engine.tracking import make_tracker
 from search.offline import NAME as OFFLINE_NAME
 
 log = logging.getLogger("engine")
@@ -45,7 +46,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     settings = config_mod.build(resolved)
     exp = prepare(settings)
     log.info("run directory: %s", run_dir)
-    summary = run_search(exp, run_dir, offline_idea(exp.template))
+    tracker = make_tracker(settings.tracking, run_dir, run_dir.name, resolved)
+    summary: dict[str, Any] = {}
+    try:
+        summary = run_search(exp, run_dir, offline_idea(exp.template), tracker)
+    finally:
+        tracker.finish(summary)
     log.info("summary:\n%s", json.dumps(summary, indent=2))
     return summary
 

@@ -36,6 +36,7 @@ class NodeOutcome:
     result: ExecResult
     artifacts: dict[str, bytes] = field(default_factory=dict)  # relative path -> content
     plot_error: str | None = None
+    runner: dict | None = None  # where it ran (host, pid, GPU ids), when a Ray runner ran it
 
 
 def execute_node(job: NodeJob, extra_files: dict[str, bytes] | None = None,

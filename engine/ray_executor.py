@@ -86,7 +86,7 @@ class RayExecutor:
         ready, _ = ray.wait(list(self._running), num_returns=1, timeout=timeout_s)
         outcomes = [self._take(ref) for ref in ready]
         now = time.monotonic()
-        for ref, (actor, job, deadline) in list(self._running.items()):
+        for ref, (actor, _job, deadline) in list(self._running.items()):
             if now > deadline:  # the runner is hung or its machine is gone: give up on it
                 ray.kill(actor, no_restart=True)
                 outcomes.append(self._lost(ref, f"RunnerLost: no answer from the runner {self.margin:.0f}s past "

@@ -69,12 +69,11 @@ class Journal:
         return MetricValue(None if node.is_buggy else node.metric, spec)
 
     def best_node(self, spec: MetricSpec) -> Node | None:
-        """The good node with the best primary metric (earliest wins a tie)."""
-        best: Node | None = None
-        for node in self.good_nodes:
-            if best is None or self.metric_of(node, spec) > self.metric_of(best, spec):
-                best = node
-        return best
+        """The good node with the best primary metric (the earliest created wins a tie)."""
+        ranked = self.ranked_good_nodes(spec)
+        return ranked[0] if ranked else None
 
     def ranked_good_nodes(self, spec: MetricSpec) -> list[Node]:
-        return sorted(self.good_nodes, key=lambda n: self.metric_of(n, spec), reverse=True)
+        """Good nodes, best first; ties in creation order."""
+        by_step = sorted(self.good_nodes, key=lambda n: n.step)
+        return sorted(by_step, key=lambda n: self.metric_of(n, spec), reverse=True)

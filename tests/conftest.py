@@ -6,6 +6,11 @@ from pathlib import Path
 
 import pytest
 
+# Ray on a test machine: no auth prompt, no usage reporting (inherited by launched runs)
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("WANDB_MODE", "offline")
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
