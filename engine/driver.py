@@ -157,6 +157,7 @@ def _analysis(node: Node, outcome: NodeOutcome, spec: MetricSpec | None) -> str:
     if outcome.plot_error:
         parts.append(outcome.plot_error)
     if outcome.runner:
-        parts.append(f"Runner: {outcome.runner.get('host')} pid {outcome.runner.get('pid')}, "
-                     f"GPUs {outcome.runner.get('gpu_ids') or 'none'}.")
+        r = outcome.runner
+        parts.append(f"Runner: {r.get('host')} (Ray node {str(r.get('node_id'))[:12]}) pid {r.get('pid')}, "
+                     f"GPUs {','.join(r.get('gpu_ids') or []) or 'none'}.")
     return " ".join(parts)

@@ -37,6 +37,7 @@ class Experiment:
     base_code: str
     spec: MetricSpec | None  # None: inferred from the baseline
     sandbox: SandboxConfig
+    support_files: dict[str, bytes]  # read once: runners get bytes, never the template's path
 
 
 def prepare(cfg: RunConfig) -> Experiment:
@@ -56,7 +57,7 @@ def prepare(cfg: RunConfig) -> Experiment:
         max_procs=cfg.sandbox.max_procs, max_file_gb=cfg.sandbox.max_file_gb,
         threads=cfg.cluster.threads_per_node)
     bwrap_path(sandbox)  # warn (or refuse, with use_bwrap=always) before any work
-    return Experiment(cfg, template, profile, base_code, spec, sandbox)
+    return Experiment(cfg, template, profile, base_code, spec, sandbox, template.support_files())
 
 
 def _metric_spec(cfg: RunConfig, template: Template) -> MetricSpec | None:
@@ -103,15 +104,15 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
     tunables = exp.template.manifest.tunables if exp.template.manifest and exp.template.manifest.tunables \
         else specs_from_code(exp.base_code)
     proposer = OfflineProposer(exp.base_code, tunables, already_proposed=tuple(n.code for n in unfinished))
-    support = exp.template.support_files()
     state = SearchState(Journal(finished), spec,
                         next_step=1 + max((n.step for n in finished + unfinished), default=-1))
     rng = random.Random(f"{cfg.seed}-{len(finished)}-{len(unfinished)}")
     started, prior_wall = time.monotonic(), float(previous.get("wall_time_s", 0.0)) if previous else 0.0
 
     def make_job(node: Node) -> NodeJob:
-        return NodeJob(node.id, node.code, support, exp.sandbox, plot_timeout_s=cfg.sandbox.plot_timeout_s,
-                       max_artifact_mb=cfg.sandbox.max_artifact_mb, scratch_root=cfg.cluster.scratch_dir)
+        return NodeJob(node.id, node.code, exp.support_files, exp.sandbox,
+                       plot_timeout_s=cfg.sandbox.plot_timeout_s, max_artifact_mb=cfg.sandbox.max_artifact_mb,
+                       scratch_root=cfg.cluster.scratch_dir)
 
     def infer(node: Node) -> MetricSpec:
         if node.exec.final_info is None:

@@ -8,6 +8,7 @@ killed the same way, so the driver never waits forever.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import time
@@ -59,13 +60,18 @@ class RayExecutor:
         if slots < 1:
             raise ValueError(f"cluster.slots must be >= 1, got {slots}")
         self.slots, self.spec, self.margin = slots, runner, deadline_margin_s
-        check_feasible(runner)
+        check_feasible(runner, slots)
         self._idle = [self._new_runner() for _ in range(slots)]
         self._running: dict[ray.ObjectRef, tuple[object, NodeJob, float]] = {}
 
     def _new_runner(self):
-        return Runner.options(num_cpus=self.spec.num_cpus, num_gpus=self.spec.gpu_fraction).remote(
-            self.spec.gpu_fraction)
+        # a second thread answers where() while run() is busy; the executor gives each runner one node at a time
+        return Runner.options(num_cpus=self.spec.num_cpus, num_gpus=self.spec.gpu_fraction,
+                              max_concurrency=2).remote(self.spec.gpu_fraction)
+
+    def runner_of(self, node_id: str):
+        """The actor running `node_id` (None when it is not running)."""
+        return next((actor for actor, job, _ in self._running.values() if job.node_id == node_id), None)
 
     def runners(self) -> list:
         return self._idle + [actor for actor, _, _ in self._running.values()]
@@ -127,18 +133,33 @@ def _cause(err: Exception) -> str:
     return " ".join(line.strip() for line in text[:3])[:300]
 
 
-def check_feasible(runner: RunnerSpec) -> None:
-    """Fail now, with a message, when no machine of the cluster can ever hold one runner (Ray would leave the
-    request pending forever)."""
+def runners_that_fit(resources: dict[str, float], runner: RunnerSpec) -> float:
+    """How many runners one machine with `resources` can hold at once (inf when the runner needs nothing)."""
+    fits = math.inf
+    if runner.num_cpus > 0:
+        fits = min(fits, math.floor(resources.get("CPU", 0) / runner.num_cpus + 1e-9))
+    if runner.gpu_fraction > 0:
+        gpus = resources.get("GPU", 0)
+        if runner.gpu_fraction < 1:  # fractions pack within one GPU, never across two
+            fits = min(fits, math.floor(gpus + 1e-9) * math.floor(1 / runner.gpu_fraction + 1e-9))
+        else:
+            fits = min(fits, math.floor(gpus / runner.gpu_fraction + 1e-9))
+    return fits
+
+
+def check_feasible(runner: RunnerSpec, slots: int) -> None:
+    """Fail now, with a message, when the cluster cannot hold `slots` runners at once (Ray would leave the
+    requests pending forever)."""
     nodes = [n for n in ray.nodes() if n.get("Alive")]
-    fits = [n for n in nodes if n["Resources"].get("CPU", 0) >= runner.num_cpus
-            and n["Resources"].get("GPU", 0) >= runner.gpu_fraction]
-    if not fits:
-        have = ", ".join(f"{n['NodeManagerAddress']}: {n['Resources'].get('CPU', 0):g} CPU, "
-                         f"{n['Resources'].get('GPU', 0):g} GPU" for n in nodes) or "no live machines"
-        raise InfeasibleError(f"no machine in the Ray cluster can hold a runner needing "
-                              f"{runner.num_cpus:g} CPU and {runner.gpu_fraction:g} GPU ({have}); lower "
-                              "cluster.runner.num_cpus / cluster.runner.gpu_fraction or add machines")
+    capacity = sum(runners_that_fit(n["Resources"], runner) for n in nodes)
+    if capacity >= slots:
+        return
+    have = "; ".join(f"{n['NodeManagerAddress']}: {n['Resources'].get('CPU', 0):g} CPU, "
+                     f"{n['Resources'].get('GPU', 0):g} GPU" for n in nodes) or "no live machines"
+    raise InfeasibleError(f"the Ray cluster can hold {capacity} of the {slots} runners asked for "
+                          f"(cluster.slots), each needing {runner.num_cpus:g} CPU and {runner.gpu_fraction:g} GPU "
+                          f"({have}); lower cluster.slots, cluster.runner.num_cpus or cluster.runner.gpu_fraction, "
+                          "or add machines")
 
 
 class InfeasibleError(RuntimeError):

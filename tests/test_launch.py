@@ -116,3 +116,38 @@ def test_misbehaving_nodes_are_stopped_recorded_and_the_search_goes_on(tmp_path,
     good_scores = {r["metric"] for r in table if not r["is_buggy"]}
     assert good_scores == {1.0}
     assert len(reasons) >= 3
+
+
+@pytest.mark.slow
+def test_killing_a_runner_process_costs_that_node_only(tmp_path, v1_template):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    import psutil
+
+    from tests.conftest import REPO, launch_cmd
+
+    code = (v1_template / "experiment.py").read_text().replace("SLEEP_S = 0.0", "SLEEP_S = 4.0")
+    (v1_template / "experiment.py").write_text(code)
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(launch_cmd("+topic=template", f"topic.path={v1_template}", "search.max_nodes=6",
+                                       "topic.metric=val_loss", "tracking=none", f"hydra.run.dir={run_dir}"),
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=os.environ | {"PYTHONUNBUFFERED": "1"})
+    victim, deadline = None, time.monotonic() + 120
+    while victim is None and time.monotonic() < deadline:
+        busy = [p for p in psutil.Process(proc.pid).children(recursive=True)
+                if "ray::Runner.run" in " ".join(p.cmdline() or [])] if proc.poll() is None else []
+        victim = busy[0] if busy else None
+        time.sleep(0.2)
+    assert victim is not None, "no runner was seen running a node"
+    os.kill(victim.pid, signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    s = summary_of(run_dir)
+    assert s["status"] == "finished" and s["nodes"]["total"] == 6
+    rows = pq.read_table(run_dir / "journal").to_pylist()
+    lost = [r for r in rows if r["is_buggy"]]
+    assert len(lost) == 1 and lost[0]["bug_reason"].startswith("RunnerDied")
