@@ -50,7 +50,7 @@ def start_executor(cfg: ClusterConfig, template_gpus: float = 0.0) -> Executor:
         if cfg.kind == "local":
             ray.init(address="local", num_cpus=_opt_int(cfg.num_cpus), num_gpus=_opt_int(cfg.num_gpus),
                      include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
-                     configure_logging=False)
+                     configure_logging=False, _node_ip_address="127.0.0.1")  # private: loopback only
         else:
             if not cfg.address:
                 raise EngineError("cluster=ray needs cluster.address (auto, host:6379 or ray://host:10001)")

@@ -9,6 +9,7 @@ import json
 import shutil
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,8 +57,10 @@ def _execute_in(job: NodeJob, workdir: Path, extra_files: dict[str, bytes], env:
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(content)
     (workdir / "experiment.py").write_text(job.code)
+    started_at = time.time()
     run = run_sandboxed([python, "experiment.py", f"--out_dir={OUT_DIR}"], workdir, job.sandbox, extra_env=env)
-    result = ExecResult(exit_code=run.exit_code, stdout_tail=run.stdout, stderr_tail=run.stderr,
+    result = ExecResult(started_at=started_at, exit_code=run.exit_code, stdout_tail=run.stdout,
+                        stderr_tail=run.stderr,
                         exc_type=run.exc_type, exc_message=run.exc_message, exec_time_s=run.elapsed_s,
                         timed_out=run.killed_reason == "timeout", killed_reason=run.killed_reason)
     if result.exit_code not in (0, None) and result.exc_type is None and result.killed_reason is None:

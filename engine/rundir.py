@@ -29,6 +29,7 @@ SCHEMA = pa.schema([
     ("operator", pa.string()), ("proposer", pa.string()), ("plan", pa.string()), ("code", pa.string()),
     ("metric", pa.float64()), ("is_buggy", pa.bool_()), ("bug_reason", pa.string()),
     ("analysis", pa.string()), ("exit_code", pa.int64()), ("exec_time_s", pa.float64()),
+    ("started_at", pa.float64()),
     ("timed_out", pa.bool_()), ("killed_reason", pa.string()), ("exc_type", pa.string()),
     ("exc_message", pa.string()), ("stdout_tail", pa.string()), ("stderr_tail", pa.string()),
     ("final_info", pa.string()), ("plots", pa.list_(pa.string())), ("created_at", pa.float64()),
@@ -54,6 +55,7 @@ def node_to_row(node: Node) -> dict[str, Any]:
         "operator": node.operator, "proposer": node.proposer, "plan": node.plan, "code": node.code,
         "metric": node.metric, "is_buggy": node.is_buggy, "bug_reason": node.bug_reason,
         "analysis": node.analysis, "exit_code": ex.exit_code, "exec_time_s": ex.exec_time_s,
+        "started_at": ex.started_at,
         "timed_out": ex.timed_out, "killed_reason": ex.killed_reason, "exc_type": ex.exc_type,
         "exc_message": ex.exc_message, "stdout_tail": ex.stdout_tail, "stderr_tail": ex.stderr_tail,
         "final_info": None if ex.final_info is None else json.dumps(ex.final_info), "plots": ex.plots,
@@ -65,6 +67,7 @@ def row_to_node(row: dict[str, Any]) -> Node:
     ex = ExecResult(exit_code=row["exit_code"], stdout_tail=row["stdout_tail"] or "",
                     stderr_tail=row["stderr_tail"] or "", exc_type=row["exc_type"],
                     exc_message=row["exc_message"], exec_time_s=row["exec_time_s"] or 0.0,
+                    started_at=row["started_at"],
                     timed_out=bool(row["timed_out"]), killed_reason=row["killed_reason"],
                     final_info=None if row["final_info"] is None else json.loads(row["final_info"]),
                     plots=list(row["plots"] or []))

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import resource
+import select
 import shutil
 import signal
 import subprocess
@@ -108,13 +109,19 @@ def run_sandboxed(argv: list[str], workdir: Path, cfg: SandboxConfig, timeout_s:
 
 
 def _watch(proc: subprocess.Popen, cfg: SandboxConfig, timeout: float) -> str | None:
+    """Wait for `proc`, enforcing the limits; returns why it was killed, or None.
+
+    The program is left unreaped (a zombie) until its process tree has been killed, so its PID, and the
+    process group named after it, cannot be reused by an unrelated process we would then hit.
+    """
     deadline = time.monotonic() + timeout
     try:
         root = psutil.Process(proc.pid)
     except psutil.NoSuchProcess:
         root = None
+    exited = _exit_waiter(proc.pid)
     reason = None
-    while proc.poll() is None:
+    while not exited(cfg.poll_s):
         if time.monotonic() > deadline:
             reason = "timeout"
         elif root is not None:
@@ -124,14 +131,35 @@ def _watch(proc: subprocess.Popen, cfg: SandboxConfig, timeout: float) -> str | 
             elif cfg.memory_gb is not None and _rss(tree) > cfg.memory_gb * 2**30:
                 reason = "memory"
         if reason:
-            kill_tree(proc, root)
             break
-        time.sleep(cfg.poll_s)
-    # descendants may outlive a finished parent (daemons, setsid): none may survive the node
-    if root is not None:
-        kill_tree(proc, root)
+    # killed for a reason, or finished: either way nothing it started may outlive it
+    kill_tree(proc, root)
     proc.wait()
     return reason
+
+
+def _exit_waiter(pid: int):
+    """A function waiting up to `timeout` seconds for `pid` to exit, without reaping it."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        fd = None
+
+    def exited(timeout: float) -> bool:
+        if fd is not None:
+            ready, _, _ = select.select([fd], [], [], timeout)
+            if ready:
+                os.close(fd)
+            return bool(ready)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            if info is not None:
+                return True
+            time.sleep(0.01)
+        return False
+
+    return exited
 
 
 def kill_all_running() -> None:

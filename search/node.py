@@ -19,6 +19,7 @@ class ExecResult:
     exc_type: str | None = None
     exc_message: str | None = None
     exec_time_s: float = 0.0
+    started_at: float | None = None  # wall-clock start of the program on its machine
     timed_out: bool = False
     killed_reason: str | None = None  # "timeout", "memory", "processes", ... when the sandbox stopped it
     final_info: dict[str, Any] | None = None

@@ -37,8 +37,9 @@ PROBE = textwrap.dedent("""
 def two_machines():
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 4, "num_gpus": 1})
-    cluster.add_node(num_cpus=4, num_gpus=1)
+    machine = {"num_cpus": 4, "num_gpus": 1, "node_ip_address": "127.0.0.1"}  # loopback only
+    cluster = Cluster(initialize_head=True, head_node_args=machine)
+    cluster.add_node(**machine)
     ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
     cluster.wait_for_nodes()
     yield cluster
