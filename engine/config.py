@@ -7,6 +7,8 @@ from typing import Any
 
 from engine.cluster import ClusterConfig
 from engine.errors import EngineError
+from engine.llm.models import ModelSpec, resolve_roles
+from engine.llm.service import LLMSettings
 from engine.tracking import TrackingConfig
 from search.policy import PolicyConfig
 
@@ -49,7 +51,9 @@ class RunConfig:
     tracking: TrackingConfig
     proposer: str
     seed: int
-    llm_concurrency: int
+    llm: LLMSettings
+    roles: dict[str, ModelSpec]  # empty: no model configured
+    replay_run: Path | None
 
 
 def resolve_path(path: str, base: Path | None = None) -> Path:
@@ -83,19 +87,33 @@ def build(cfg: dict[str, Any], launch_dir: Path | None = None) -> RunConfig:
                                 float(runner.get("num_cpus", 1)), _opt_float(runner.get("gpu_fraction")))
         tracking = TrackingConfig(str(w["kind"]), w.get("project") or "ai-scientist-engine", w.get("entity"),
                                   w.get("group"), w.get("mode"))
-        llm_concurrency = int(cfg["llm"]["max_concurrency"])
-        if llm_concurrency < 1:
-            raise ValueError(f"llm.max_concurrency must be >= 1, got {llm_concurrency}")
+        m = cfg["llm"]
+        llm = LLMSettings(int(m["max_concurrency"]), int(m["max_retries"]), float(m["timeout_s"]), int(m["reask"]),
+                          float(m["temperature"]), int(m["max_tokens"]))
+        if llm.max_concurrency < 1 or llm.max_retries < 0 or llm.reask < 0:
+            raise ValueError("llm.max_concurrency must be >= 1, llm.max_retries and llm.reask >= 0")
+        model = dict(cfg.get("model") or {})
+        replay = (cfg.get("replay") or {}).get("run")
+        if model.get("name") == "replay":
+            raise ValueError("model=replay needs replay.run=/path/to/recorded/run")
+        # a replay keeps the recorded run's model settings (names, prices) and serves its recorded replies
+        replay_run = resolve_path(str(replay), launch_dir) if replay else None
+        roles = resolve_roles(model, dict(m.get("roles") or {}))
+        proposer = str(cfg["proposer"])
+        if proposer not in ("auto", "offline", "llm"):
+            raise ValueError(f"proposer must be auto, offline or llm, got {proposer!r}")
+        if proposer == "llm" and not roles and replay_run is None:
+            raise ValueError("proposer=llm but no model is configured: set model=<name> (conf/model/) or "
+                             "model.base_url=URL model.name=NAME")
+        if proposer == "auto":
+            proposer = "llm" if roles or replay_run else "offline"
         sandbox = SandboxSettings(str(x["use_bwrap"]), _opt_float(x["timeout_s"]), float(x["plot_timeout_s"]),
                                   _opt_float(x["memory_gb"]), int(x["max_procs"]), float(x["max_file_gb"]),
                                   float(x["max_artifact_mb"]))
         if sandbox.use_bwrap not in ("auto", "always", "never"):
             raise ValueError(f"sandbox.use_bwrap must be auto, always or never, got {sandbox.use_bwrap!r}")
-        if cfg["proposer"] != "offline":
-            raise ValueError(f"proposer must be 'offline' (model-driven search comes with the LLM layer), "
-                             f"got {cfg['proposer']!r}")
-        return RunConfig(topic, search, cluster, sandbox, tracking, str(cfg["proposer"]), int(cfg["seed"]),
-                         llm_concurrency)
+        return RunConfig(topic, search, cluster, sandbox, tracking, proposer, int(cfg["seed"]), llm, roles,
+                         replay_run)
     except (TypeError, ValueError) as e:
         raise EngineError(f"bad config value: {e}") from None
 

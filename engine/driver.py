@@ -39,20 +39,24 @@ class Driver:
     def __init__(self, run: RunDir, state: SearchState, proposer: Proposer, policy: PolicyConfig,
                  executor: Executor, make_job: Callable[[Node], NodeJob], max_nodes: int, stage: str,
                  rng: random.Random, infer_spec: Callable[[Node], MetricSpec] | None = None,
-                 on_finish: Callable[[Node, NodeOutcome], None] | None = None, proposal_concurrency: int = 1):
+                 on_finish: Callable[[Node, NodeOutcome], None] | None = None, proposal_concurrency: int = 1,
+                 reviewer: Callable[[Node, NodeOutcome], tuple[bool, str]] | None = None):
         self.run, self.state, self.proposer, self.policy = run, state, proposer, policy
         self.executor, self.make_job, self.max_nodes, self.stage = executor, make_job, max_nodes, stage
         self.rng, self.infer_spec = rng, infer_spec
         self.on_finish = on_finish or (lambda node, outcome: None)
         self.proposals = ThreadPoolExecutor(max_workers=max(1, proposal_concurrency), thread_name_prefix="propose")
+        self.reviewer = reviewer
         self.proposing: dict[Future, Node] = {}  # placeholders whose code is being written
         self.running: dict[str, Node] = {}
+        self.reviewing: dict[Future, tuple[Node, NodeOutcome]] = {}  # finished runs awaiting feedback
         self.started = time.monotonic()
         self.overhead_s: list[float] = []  # per node: driver time from a result to its slot's next submission
 
     @property
     def pending(self) -> list[Node]:
-        return list(self.proposing.values()) + list(self.running.values())
+        return list(self.proposing.values()) + list(self.running.values()) + \
+            [node for node, _ in self.reviewing.values()]
 
     def search(self, resumed: list[Node] = ()) -> None:
         """Run until `max_nodes` nodes have finished. `resumed` nodes (unfinished at a crash) go first."""
@@ -62,7 +66,8 @@ class Driver:
             while len(self.state.journal) < self.max_nodes:
                 self._fill_slots()
                 self._take_proposals()
-                wait = 0.005 if self.proposing else 1.0
+                self._take_reviews()
+                wait = 0.005 if self.proposing or self.reviewing else 1.0
                 for outcome in self.executor.wait_any(wait):
                     t0 = time.perf_counter()
                     self._finish(outcome)
@@ -79,7 +84,8 @@ class Driver:
         return self.executor.slots
 
     def _fill_slots(self) -> None:
-        while len(self.pending) < self._capacity() and \
+        # runs awaiting feedback hold no slot; they still count against the node budget
+        while len(self.proposing) + len(self.running) < self._capacity() and \
                 len(self.state.journal) + len(self.pending) < self.max_nodes:
             spec = self.state.spec or MetricSpec("unknown")
             action = select_action(self.state.journal, self.pending, self.policy, spec, self.rng)
@@ -88,7 +94,7 @@ class Driver:
             self.state.next_step += 1
             # the proposer reads a snapshot: the journal keeps changing while it writes
             snapshot, rng = Journal(self.state.journal.nodes), random.Random(self.rng.random())
-            self.proposing[self.proposals.submit(propose, self.proposer, snapshot, action, rng)] = node
+            self.proposing[self.proposals.submit(propose, self.proposer, snapshot, action, rng, node)] = node
 
     def _take_proposals(self, block: bool = False) -> None:
         """Submit nodes whose programs are written; with `block`, wait for the offline proposer's instant ones."""
@@ -124,13 +130,34 @@ class Driver:
             assert self.infer_spec is not None
             node.exec = outcome.result
             self.state.spec = self.infer_spec(node)
-        self._record(node, outcome)
+        node.finished_at = time.time()
+        judge(node, outcome.result, self.state.spec)
+        node.analysis = _analysis(node, outcome, self.state.spec)
+        if self.reviewer is None:
+            self._record(node, outcome)
+        else:
+            self.reviewing[self.proposals.submit(self.reviewer, node, outcome)] = (node, outcome)
+
+    def _take_reviews(self) -> None:
+        for fut in [f for f in self.reviewing if f.done()]:
+            node, outcome = self.reviewing.pop(fut)
+            try:
+                is_bug, analysis = fut.result()
+            except Exception as e:  # noqa: BLE001 - no feedback is not a buggy run
+                log.warning("feedback on node %d failed: %s", node.step, e)
+                node.analysis += f" (No model feedback: {e}.)"
+            else:
+                if is_bug and not node.is_buggy:
+                    node.is_buggy, node.metric = True, None
+                    node.bug_reason = f"ModelFeedback: {analysis[:300]}"
+                node.analysis = f"{analysis} {node.analysis}"
+            self._record(node, outcome)
 
     def _record(self, node: Node, outcome: NodeOutcome) -> None:
-        assert self.state.spec is not None or outcome.result.final_info is None
-        node.finished_at = time.time()
-        judge(node, outcome.result, self.state.spec or MetricSpec("unknown"))
-        node.analysis = _analysis(node, outcome, self.state.spec)
+        if node.is_buggy is None:  # never ran (its proposal failed)
+            node.finished_at = time.time()
+            judge(node, outcome.result, self.state.spec or MetricSpec("unknown"))
+            node.analysis = _analysis(node, outcome, self.state.spec)
         self.run.record(node, outcome.artifacts)
         self.state.journal.add(node)
         self._report(node)

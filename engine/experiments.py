@@ -13,6 +13,9 @@ from engine.cluster import start_executor
 from engine.config import RunConfig
 from engine.driver import Driver, SearchState
 from engine.errors import EngineError
+from engine.llm.ledger import cost_summary
+from engine.llm.service import LLM
+from engine.llm_proposer import Context, LLMProposer, LLMReviewer
 from engine.node_exec import NodeJob, NodeOutcome
 from engine.rundir import RunDir, write_json
 from engine.sandbox import SandboxConfig, bwrap_path
@@ -21,8 +24,8 @@ from engine.tracking import Tracker
 from search.journal import Journal
 from search.metric import MetricSpec, guess_direction, metric_names
 from search.node import Node
-from search.offline import NAME as OFFLINE_NAME
 from search.offline import OfflineProposer, specs_from_code
+from search.operators import BaselineFirst
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +89,8 @@ def _first_metric(final_info: dict[str, Any], cfg: RunConfig, source: str) -> Me
     return MetricSpec(name, direction)
 
 
-def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tracker) -> dict[str, Any]:
+def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tracker,
+               llm: LLM | None = None) -> dict[str, Any]:
     """Run (or resume) the tree search in `run_dir`; returns the summary written to summary.json."""
     cfg, run = exp.cfg, RunDir(run_dir)
     finished = run.load_nodes()
@@ -101,11 +105,9 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
     if not (run_dir / "idea.json").exists():
         write_json(run_dir / "idea.json", idea)
 
-    tunables = exp.template.manifest.tunables if exp.template.manifest and exp.template.manifest.tunables \
-        else specs_from_code(exp.base_code)
-    proposer = OfflineProposer(exp.base_code, tunables, already_proposed=tuple(n.code for n in unfinished))
     state = SearchState(Journal(finished), spec,
                         next_step=1 + max((n.step for n in finished + unfinished), default=-1))
+    proposer, reviewer = _proposer(exp, llm, state, idea, unfinished)
     rng = random.Random(f"{cfg.seed}-{len(finished)}-{len(unfinished)}")
     started, prior_wall = time.monotonic(), float(previous.get("wall_time_s", 0.0)) if previous else 0.0
 
@@ -122,7 +124,9 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
         return _first_metric(node.exec.final_info, cfg, "the baseline run")
 
     def write_status(status: str) -> dict[str, Any]:
-        summary = make_summary(exp, state, prior_wall + time.monotonic() - started, status, str(run_dir))
+        summary = make_summary(exp, state, prior_wall + time.monotonic() - started, status, str(run_dir),
+                               proposer.name)
+        summary |= cost_summary(llm.ledger.rows() if llm and llm.ledger else [])
         write_json(run_dir / "summary.json", summary)
         write_json(run_dir / "tree.json", tree_json(state))
         if state.spec is not None and (best := state.journal.best_node(state.spec)) is not None:
@@ -138,8 +142,8 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
     executor = start_executor(cfg.cluster, template_gpus=res.gpus if res else 0.0)
     driver = Driver(run, state, proposer, cfg.search.policy, executor, make_job, cfg.search.max_nodes,
                     cfg.search.stage, rng, infer_spec=infer, on_finish=on_finish,
-                    proposal_concurrency=cfg.llm_concurrency)
-    log.info("searching with the %s proposer: %d nodes, %d slots, primary metric %s", OFFLINE_NAME,
+                    proposal_concurrency=cfg.llm.max_concurrency, reviewer=reviewer)
+    log.info("searching with the %s proposer: %d nodes, %d slots, primary metric %s", proposer.name,
              cfg.search.max_nodes, cfg.cluster.slots,
              f"{spec.name} ({spec.direction})" if spec else "from the baseline")
     try:
@@ -161,6 +165,18 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
     return summary
 
 
+def _proposer(exp: Experiment, llm: LLM | None, state: SearchState, idea: dict[str, Any], unfinished: list[Node]):
+    """The offline proposer, or the model's operators with their feedback reviewer."""
+    base_first = BaselineFirst(exp.base_code, already_proposed=tuple(n.code for n in unfinished))
+    if llm is None:
+        tunables = exp.template.manifest.tunables if exp.template.manifest and exp.template.manifest.tunables \
+            else specs_from_code(exp.base_code)
+        return OfflineProposer(exp.base_code, tunables, already_proposed=base_first.proposed), None
+    ctx = Context(exp.template.prompt["task_description"], idea, exp.base_code, sorted(exp.support_files),
+                  lambda: state.spec, exp.sandbox.timeout_s)
+    return base_first.wrap(LLMProposer(llm, ctx)), LLMReviewer(llm, lambda: state.spec)
+
+
 def previous_spec(summary: dict[str, Any]) -> MetricSpec | None:
     pm = summary.get("primary_metric")
     return MetricSpec(pm["name"], pm["direction"]) if pm and pm.get("name") else None
@@ -171,7 +187,8 @@ def _read_summary(run_dir: Path) -> dict[str, Any] | None:
     return json.loads(f.read_text()) if f.is_file() else None
 
 
-def make_summary(exp: Experiment, state: SearchState, wall_s: float, status: str, run_dir: str) -> dict:
+def make_summary(exp: Experiment, state: SearchState, wall_s: float, status: str, run_dir: str,
+                 proposer: str) -> dict:
     j, spec = state.journal, state.spec
     best = j.best_node(spec) if spec else None
     baseline, source = None, None
@@ -191,7 +208,7 @@ def make_summary(exp: Experiment, state: SearchState, wall_s: float, status: str
         "topic": exp.cfg.topic.name,
         "template": str(exp.template.path),
         "profile": exp.profile,
-        "proposer": OFFLINE_NAME,
+        "proposer": proposer,
         "status": status,
         "run_dir": run_dir,
         "primary_metric": {"name": spec.name if spec else None, "direction": spec.direction if spec else None},

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,9 @@ from omegaconf import DictConfig, OmegaConf
 from engine import config as config_mod
 from engine.errors import EngineError
 from engine.experiments import prepare, run_search
+from engine.llm.ledger import Ledger
+from engine.llm.service import LLM
+from engine.llm.transcripts import Recorder, Replayer
 from engine.rundir import write_atomic
 from engine.tracking import make_tracker
 from search.offline import NAME as OFFLINE_NAME
@@ -24,17 +28,46 @@ log = logging.getLogger("engine")
 OmegaConf.register_new_resolver("engine_run_dir", lambda resume, default: resume or default, replace=True)
 
 
-def offline_idea(template: Any) -> dict[str, Any]:
-    """Without a model there is no ideation: the run tests the template's first seed idea as written."""
+def seed_idea(template: Any, proposer: str) -> dict[str, Any]:
+    """Ideation is not built yet: the run tests the template's first seed idea as written."""
     base = dict(template.seed_ideas[0]) if template.seed_ideas else {
         "Name": template.name, "Title": template.name, "Experiment": template.prompt["task_description"]}
-    return base | {"generated_by": f"{OFFLINE_NAME}: no ideation, the template's first seed idea"}
+    who = OFFLINE_NAME if proposer == "offline" else "no ideation yet"
+    return base | {"generated_by": f"{who}: the template's first seed idea"}
+
+
+def build_llm(settings: config_mod.RunConfig, run_dir: Path) -> LLM | None:
+    """The run's LLM (roles, ledger, transcripts), or a replayer of a recorded run; None when offline."""
+    if settings.proposer == "offline":
+        return None
+    ledger, recorder = Ledger(run_dir, run_dir.name), Recorder(run_dir)
+    if settings.replay_run is not None:
+        return LLM(settings.roles, settings.llm, os.environ, ledger, None, Replayer(settings.replay_run))
+    return LLM(settings.roles, settings.llm, os.environ, ledger, recorder)
+
+
+def load_replayed_config(cfg: DictConfig) -> dict[str, Any]:
+    """A replay runs the recorded run's config (its model settings included), answered by its transcripts."""
+    if not cfg.replay.run:
+        raise EngineError("model=replay needs replay.run=/path/to/recorded/run")
+    recorded = Path(str(cfg.replay.run)).expanduser().resolve() / "config.yaml"
+    if not recorded.is_file():
+        raise EngineError(f"replay.run={cfg.replay.run}: no config.yaml there; is it a run directory?")
+    resolved = OmegaConf.to_container(OmegaConf.load(recorded), resolve=True)
+    assert isinstance(resolved, dict)
+    resolved["replay"] = {"run": str(recorded.parent)}
+    resolved["proposer"] = "llm"
+    resolved["tracking"] = OmegaConf.to_container(cfg.tracking, resolve=True)
+    return resolved
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(HydraConfig.get().runtime.output_dir).resolve()
     saved = run_dir / "config.yaml"
-    if cfg.get("resume"):
+    if cfg.model.get("name") == "replay" and not cfg.get("resume"):
+        resolved = load_replayed_config(cfg)
+        write_atomic(saved, OmegaConf.to_yaml(OmegaConf.create(resolved)))
+    elif cfg.get("resume"):
         if not saved.is_file():
             raise EngineError(f"resume={cfg.resume}: no config.yaml there; is it a run directory of this engine?")
         resolved = OmegaConf.to_container(OmegaConf.load(saved), resolve=True)
@@ -44,12 +77,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         write_atomic(saved, OmegaConf.to_yaml(OmegaConf.create(resolved)))
     assert isinstance(resolved, dict)
     settings = config_mod.build(resolved)
+    llm = build_llm(settings, run_dir)
+    if llm is not None:
+        llm.preflight()  # a bad key or model ends the run here, before any work
     exp = prepare(settings)
     log.info("run directory: %s", run_dir)
     tracker = make_tracker(settings.tracking, run_dir, run_dir.name, resolved)
     summary: dict[str, Any] = {}
     try:
-        summary = run_search(exp, run_dir, offline_idea(exp.template), tracker)
+        summary = run_search(exp, run_dir, seed_idea(exp.template, settings.proposer), tracker, llm)
     finally:
         tracker.finish(summary)
     log.info("summary:\n%s", json.dumps(summary, indent=2))

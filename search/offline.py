@@ -1,6 +1,7 @@
 """The offline proposer: an honest baseline search that needs no model.
 
-draft   = the template's code (later drafts change one hyperparameter, so that roots differ);
+draft   = the template's code with one hyperparameter changed, so that roots differ (the run's first draft,
+          the unchanged template code, comes from operators.BaselineFirst);
 improve = change one tunable hyperparameter of the parent by rewriting its syntax tree;
 debug   = go back to the last good code on the path to the root.
 """
@@ -82,15 +83,13 @@ class OfflineProposer:
         # programs handed out that the journal may not hold yet (still running, or unfinished at a resume)
         self.proposed: set[str] = set(already_proposed)
 
-    def draft(self, journal: Journal, rng: random.Random) -> Proposal:
-        if self.base_code not in self.proposed and all(n.code != self.base_code for n in journal.drafts):
-            return self._give(Proposal("Draft: the template's experiment, unchanged.", self.base_code))
+    def draft(self, journal: Journal, rng: random.Random, target: Node | None = None) -> Proposal:
         return self._mutate(self.base_code, journal, rng, "Draft: the template's experiment with")
 
-    def improve(self, journal: Journal, node: Node, rng: random.Random) -> Proposal:
+    def improve(self, journal: Journal, node: Node, rng: random.Random, target: Node | None = None) -> Proposal:
         return self._mutate(node.code, journal, rng, f"Improve node {node.step} ({node.id}):")
 
-    def debug(self, journal: Journal, node: Node, rng: random.Random) -> Proposal:
+    def debug(self, journal: Journal, node: Node, rng: random.Random, target: Node | None = None) -> Proposal:
         ancestor = node
         while ancestor.parent_id is not None:
             ancestor = journal.get(ancestor.parent_id)

@@ -17,22 +17,60 @@ class Proposal:
 
 
 class Proposer(Protocol):
-    """Writes programs. The offline proposer mutates hyperparameters; an LLM proposer (later) writes code."""
+    """Writes programs. The offline proposer mutates hyperparameters; the LLM proposer asks a model.
+
+    `target` is the node being written (id, step, stage: for bookkeeping such as the cost ledger)."""
 
     name: str
 
-    def draft(self, journal: Journal, rng: random.Random) -> Proposal: ...
+    def draft(self, journal: Journal, rng: random.Random, target: Node | None = None) -> Proposal: ...
 
-    def debug(self, journal: Journal, node: Node, rng: random.Random) -> Proposal: ...
+    def debug(self, journal: Journal, node: Node, rng: random.Random, target: Node | None = None) -> Proposal: ...
 
-    def improve(self, journal: Journal, node: Node, rng: random.Random) -> Proposal: ...
+    def improve(self, journal: Journal, node: Node, rng: random.Random, target: Node | None = None) -> Proposal:
+        ...
 
 
-def propose(proposer: Proposer, journal: Journal, action: Action, rng: random.Random) -> Proposal:
+def propose(proposer: Proposer, journal: Journal, action: Action, rng: random.Random,
+            target: Node | None = None) -> Proposal:
     if action.operator == "draft":
-        return proposer.draft(journal, rng)
+        return proposer.draft(journal, rng, target)
     assert action.parent_id is not None, f"{action.operator} needs a parent node"
     parent = journal.get(action.parent_id)
     if action.operator == "debug":
-        return proposer.debug(journal, parent, rng)
-    return proposer.improve(journal, parent, rng)
+        return proposer.debug(journal, parent, rng, target)
+    return proposer.improve(journal, parent, rng, target)
+
+
+class BaselineFirst:
+    """Makes the first draft of a run the template's own code, unchanged: the baseline every other node is
+    measured against (v1 asked users to run it by hand as run_0)."""
+
+    PLAN = "Draft: the template's experiment, unchanged (the baseline)."
+
+    def __init__(self, base_code: str, already_proposed: tuple[str, ...] = ()):
+        self.base_code = base_code
+        self.proposed: tuple[str, ...] = already_proposed
+
+    def due(self, journal: Journal) -> bool:
+        return self.base_code not in self.proposed and all(n.code != self.base_code for n in journal.drafts)
+
+    def wrap(self, proposer: Proposer) -> Proposer:
+        outer = self
+
+        class _Wrapped:
+            name = proposer.name
+
+            def draft(self, journal: Journal, rng: random.Random, target: Node | None = None) -> Proposal:
+                if outer.due(journal):
+                    outer.proposed += (outer.base_code,)
+                    return Proposal(outer.PLAN, outer.base_code)
+                return proposer.draft(journal, rng, target)
+
+            def debug(self, journal: Journal, node: Node, rng: random.Random, target: Node | None = None):
+                return proposer.debug(journal, node, rng, target)
+
+            def improve(self, journal: Journal, node: Node, rng: random.Random, target: Node | None = None):
+                return proposer.improve(journal, node, rng, target)
+
+        return _Wrapped()

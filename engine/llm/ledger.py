@@ -88,8 +88,8 @@ def cost_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"cost_usd": overall["cost_usd"],
             "tokens": {"input": overall["input_tokens"], "output": overall["output_tokens"],
                        "cached": overall["cached_tokens"]},
-            "calls": overall["calls"], "calls_with_unknown_price": overall["calls_with_unknown_price"],
-            "by_role": by("role"), "by_stage": by("stage")}
+            "llm_calls": overall["calls"], "llm_calls_unknown_price": overall["calls_with_unknown_price"],
+            "llm_by_role": by("role"), "llm_by_stage": by("stage")}
 
 
 def now() -> float:

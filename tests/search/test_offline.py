@@ -4,16 +4,17 @@ from search.code_edit import find_tunables
 from search.journal import Journal
 from search.node import Node
 from search.offline import OfflineProposer, TunableSpec, specs_from_code
+from search.operators import BaselineFirst
 
 CODE = "lr = 0.001\nwd = 0.5\nheads = 4\nprint(lr)\n"
 TUNABLES = {"lr": TunableSpec("lr", low=1e-4, high=1e-1, log=True), "heads": TunableSpec("heads", values=(1, 2, 4))}
 
 
 def test_draft_then_mutated_drafts():
-    p = OfflineProposer(CODE, TUNABLES)
+    p = BaselineFirst(CODE).wrap(OfflineProposer(CODE, TUNABLES))
     j = Journal()
     first = p.draft(j, random.Random(0))
-    assert first.code == CODE
+    assert first.code == CODE and "baseline" in first.plan
     second = p.draft(j, random.Random(0))  # the first is still running: roots must differ
     assert second.code != CODE and "change" in second.plan
 

@@ -1,0 +1,94 @@
+"""The main job driven by a scripted fake model over the real wire format: search, costs, replay, bad keys."""
+import json
+import os
+import re
+import subprocess
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import REPO, launch_cmd
+from tests.fake_llm_server import FakeLLMServer
+
+pytestmark = pytest.mark.slow
+RATES = [0.05, 0.02, 0.03, 0.04, 0.01, 0.025]
+
+
+def scripted_model(template_code):
+    """Writes the toy template with a new LEARNING_RATE each time; judges every run as fine."""
+    calls = {"code": 0}
+
+    def respond(path, body):
+        if body.get("tools"):
+            return {"tool": {"name": "report", "input": {"is_bug": False, "analysis": "The loss moved as expected."}},
+                    "usage": {"input": 300, "output": 40, "cached": 0}}
+        text = json.dumps(body.get("messages"))
+        if "Reply with OK." in text:
+            return {"text": "OK"}
+        rate = RATES[calls["code"] % len(RATES)]
+        calls["code"] += 1
+        code = re.sub(r"LEARNING_RATE = [0-9.]+", f"LEARNING_RATE = {rate}", template_code)
+        return {"text": f"Plan: try LEARNING_RATE = {rate}.\n```python\n{code}```",
+                "usage": {"input": 1200, "output": 400, "cached": 100}}
+    return respond
+
+
+def run_engine(*overrides, key="test-key", timeout=300):
+    env = os.environ | {"OPENAI_API_KEY": key, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(launch_cmd(*overrides, "tracking=none"), cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def programs(run_dir):
+    return {r["step"]: r["code"] for r in pq.read_table(run_dir / "journal").to_pylist()}
+
+
+def test_search_through_an_openai_compatible_server_then_replay(tmp_path, v1_template):
+    code = (v1_template / "experiment.py").read_text()
+    run1, run2 = tmp_path / "run1", tmp_path / "run2"
+    with FakeLLMServer(responder=scripted_model(code)) as server:
+        res = run_engine("+topic=template", f"topic.path={v1_template}", "topic.metric=val_loss",
+                         "topic.direction=minimize", f"model.base_url={server.base_url}", "model.name=fake-model",
+                         "model.prices.input=1.0", "model.prices.output=2.0", "search.max_nodes=5",
+                         "search.num_drafts=2", f"hydra.run.dir={run1}")
+        assert res.returncode == 0, res.stderr[-3000:]
+        n_requests = len(server.requests)
+    s = json.loads((run1 / "summary.json").read_text())
+    assert s["proposer"] == "llm (fake-model)" and s["nodes"]["total"] == 5
+    progs = programs(run1)
+    assert progs[0] == code  # the baseline: the template's code, unchanged
+    assert all(f"LEARNING_RATE = {r}" in progs[step] for step, r in zip(range(1, 5), RATES))
+    assert s["best"]["value"] < s["baseline"]
+    # costs and tokens, by role and by stage, from the ledger
+    ledger = pq.read_table(run1 / "llm" / "ledger").to_pylist()
+    code_calls = [r for r in ledger if r["role"] == "code"]
+    assert len(code_calls) == 4 and len([r for r in ledger if r["role"] == "feedback"]) == 5
+    assert s["tokens"]["input"] == 4 * 1200 + 5 * 300
+    expected = (4 * (1100 * 1.0 + 100 * 1.0 + 400 * 2.0) + 5 * (300 * 1.0 + 40 * 2.0)) / 1e6
+    assert s["cost_usd"] == pytest.approx(expected)
+    assert set(s["llm_by_role"]) == {"code", "feedback"} and set(s["llm_by_stage"]) == {"initial"}
+    assert n_requests == 4 + 5 + 1  # + the fail-fast check
+
+    # replay: no server at all now, same programs byte for byte, experiments executed again
+    res = run_engine("model=replay", f"replay.run={run1}", f"hydra.run.dir={run2}", key="")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert programs(run2) == progs
+    s2 = json.loads((run2 / "summary.json").read_text())
+    assert s2["nodes"]["total"] == 5 and all(r["replayed"] for r in pq.read_table(run2 / "llm" / "ledger").to_pylist())
+
+
+def test_wrong_key_fails_within_seconds_naming_the_variable(tmp_path, v1_template):
+    with FakeLLMServer() as server:
+        start = time.monotonic()
+        res = run_engine("+topic=template", f"topic.path={v1_template}", f"model.base_url={server.base_url}",
+                         "model.name=fake-model", f"hydra.run.dir={tmp_path / 'r'}", key="wrong-key")
+        elapsed = time.monotonic() - start
+    assert res.returncode == 2 and elapsed < 10
+    assert "rejected the key in $OPENAI_API_KEY" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "r" / "journal").exists()
+
+
+def test_unknown_registry_model_is_named(tmp_path):
+    res = run_engine("+topic=grokking", "llm.roles.feedback=gpt-9", f"hydra.run.dir={tmp_path / 'r'}")
+    assert res.returncode == 2 and "no model named 'gpt-9'" in res.stderr
