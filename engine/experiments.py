@@ -171,7 +171,11 @@ def _proposer(exp: Experiment, llm: LLM | None, state: SearchState, idea: dict[s
     if llm is None:
         tunables = exp.template.manifest.tunables if exp.template.manifest and exp.template.manifest.tunables \
             else specs_from_code(exp.base_code)
-        return OfflineProposer(exp.base_code, tunables, already_proposed=base_first.proposed), None
+        try:
+            offline = OfflineProposer(exp.base_code, tunables, already_proposed=base_first.proposed)
+        except ValueError as e:
+            raise EngineError(f"{exp.template.path}: {e}") from None
+        return base_first.wrap(offline), None
     ctx = Context(exp.template.prompt["task_description"], idea, exp.base_code, sorted(exp.support_files),
                   lambda: state.spec, exp.sandbox.timeout_s)
     return base_first.wrap(LLMProposer(llm, ctx)), LLMReviewer(llm, lambda: state.spec)
