@@ -75,7 +75,8 @@ class Driver:
                     self._take_proposals(block=True)
                     self.overhead_s.append(time.perf_counter() - t0)
         finally:
-            self.proposals.shutdown(wait=True, cancel_futures=True)
+            # calls in flight end by their own timeout; a Ctrl-C must not wait for them
+            self.proposals.shutdown(wait=False, cancel_futures=True)
 
     def _capacity(self) -> int:
         # until the baseline has told which metric to use, it runs alone

@@ -9,10 +9,15 @@ PROMPT_DIR = Path(__file__).resolve().parent / "prompts"
 
 
 @cache
-def _template(name: str) -> Template:
-    return Template((PROMPT_DIR / f"{name}.md").read_text())
+def _template(folder: Path, name: str) -> Template:
+    return Template((folder / f"{name}.md").read_text())
+
+
+def render_from(folder: Path, name: str, **values: object) -> str:
+    """The prompt `folder/name.md` with every $placeholder filled; KeyError names a missing one."""
+    return _template(folder, name).substitute({k: str(v) for k, v in values.items()}).strip()
 
 
 def render(name: str, **values: object) -> str:
-    """The prompt `name` with every $placeholder filled; KeyError names a missing one."""
-    return _template(name).substitute({k: str(v) for k, v in values.items()}).strip()
+    """A prompt of the search operators (engine/prompts/)."""
+    return render_from(PROMPT_DIR, name, **values)

@@ -8,14 +8,19 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 
-# System tools. bubblewrap sandboxes node programs; without it they run unsandboxed, after a warning.
-if ! command -v bwrap >/dev/null 2>&1; then
+# System tools: bubblewrap sandboxes node programs (without it they run unsandboxed, after a warning);
+# TeX Live and poppler build and read papers. Installed with apt-get when run as root on Debian/Ubuntu.
+SYSTEM_PACKAGES="bubblewrap texlive-latex-base texlive-latex-extra texlive-fonts-recommended texlive-science
+                 chktex latexmk poppler-utils"
+if ! command -v bwrap >/dev/null 2>&1 || ! command -v pdflatex >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "setup: installing bubblewrap (apt-get)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bubblewrap
+    echo "setup: installing system packages (apt-get): bubblewrap, TeX Live, poppler"
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $SYSTEM_PACKAGES >/dev/null
   else
-    echo "setup: bubblewrap is not installed; install it (e.g. sudo apt-get install bubblewrap) to sandbox" \
-         "experiments. Continuing without it." >&2
+    echo "setup: missing system packages; install them with:" \
+         "sudo apt-get install --no-install-recommends" $SYSTEM_PACKAGES >&2
   fi
 fi
 

@@ -12,7 +12,7 @@ from engine.errors import EngineError
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "conf" / "model"
 PROVIDERS = ("openai", "anthropic", "bedrock", "vertex")
-ROLES = ("code", "feedback", "vision", "select", "summary")
+ROLES = ("code", "feedback", "vision", "select", "summary", "review")
 
 
 @dataclass(frozen=True)

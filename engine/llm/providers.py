@@ -52,6 +52,13 @@ class OpenAIProvider:
         self.client = openai.OpenAI(api_key=api_key, base_url=spec.base_url, timeout=timeout_s,
                                     max_retries=max_retries)
 
+    @classmethod
+    def wrap(cls, spec: ModelSpec, client: Any) -> OpenAIProvider:
+        """Around a client the caller made."""
+        self = cls.__new__(cls)
+        self.spec, self.client = spec, client
+        return self
+
     def complete(self, req: Request) -> Response:
         spec = self.spec
         messages: list[dict[str, Any]] = []
@@ -105,6 +112,13 @@ class AnthropicProvider:
             self.client = anthropic.AnthropicVertex(**common)
         else:
             self.client = anthropic.Anthropic(api_key=api_key, base_url=spec.base_url, **common)
+
+    @classmethod
+    def wrap(cls, spec: ModelSpec, client: Any) -> AnthropicProvider:
+        """Around a client the caller made."""
+        self = cls.__new__(cls)
+        self.spec, self.client = spec, client
+        return self
 
     def complete(self, req: Request) -> Response:
         spec = self.spec

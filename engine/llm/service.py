@@ -43,10 +43,11 @@ class LLMCallError(RuntimeError):
 
 class LLM:
     def __init__(self, roles: dict[str, ModelSpec], settings: LLMSettings, env: Mapping[str, str],
-                 ledger: Ledger | None = None, recorder: Recorder | None = None, replayer: Replayer | None = None):
+                 ledger: Ledger | None = None, recorder: Recorder | None = None, replayer: Replayer | None = None,
+                 providers: dict[str, Provider] | None = None):
         self.roles, self.settings, self.env = roles, settings, env
         self.ledger, self.recorder, self.replayer = ledger, recorder, replayer
-        self._providers: dict[str, Provider] = {}
+        self._providers: dict[str, Provider] = dict(providers or {})  # clients made by the caller, if any
         self._sem = threading.BoundedSemaphore(settings.max_concurrency)
         self._lock = threading.Lock()
         self._counts: dict[tuple[Any, str], int] = {}

@@ -1,0 +1,80 @@
+"""Review a PDF:  python -m engine.review PAPER.pdf --model gpt-4o [--out review.json]
+
+Prints a readable review and writes the JSON (the 16 NeurIPS-form fields, plus the ensemble's members)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from engine.errors import EngineError
+from engine.llm.ledger import Ledger, cost_summary
+from engine.llm.models import ModelSpec
+from engine.llm.service import LLM, LLMSettings
+from engine.review.paper import load_paper
+from engine.review.reviewer import FIELDS, perform_review, spec_for
+
+
+def model_spec(args: argparse.Namespace) -> ModelSpec:
+    if not args.model:
+        raise EngineError("the reviewer needs a model: --model NAME (a conf/model entry or an API model name; "
+                          "with --base-url URL for any OpenAI-compatible server), with its API key set")
+    if args.base_url:
+        return ModelSpec(name=args.model, provider="openai", base_url=args.base_url, api_key_env=args.api_key_env)
+    return spec_for(args.model, "anthropic" if args.model.startswith("claude") else "openai")
+
+
+def readable(review: dict) -> str:
+    lines = [f"Decision: {review['Decision']}   Overall: {review['Overall']}/10   Confidence: {review['Confidence']}/5",
+             "Originality {Originality}  Quality {Quality}  Clarity {Clarity}  Significance {Significance}  "
+             "Soundness {Soundness}  Presentation {Presentation}  Contribution {Contribution}  (1-4)".format(**review),
+             "", "Summary:", f"  {review['Summary']}"]
+    for key in ("Strengths", "Weaknesses", "Questions", "Limitations"):
+        items = review[key] if isinstance(review[key], list) else [review[key]]
+        lines += ["", f"{key}:"] + [f"  - {item}" for item in items]
+    lines += ["", f"Ethical concerns: {'yes' if review['Ethical Concerns'] else 'no'}"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m engine.review", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("pdf", type=Path)
+    ap.add_argument("--model", help="conf/model name or API model name (e.g. gpt-4o, claude-3-5-sonnet)")
+    ap.add_argument("--base-url", help="an OpenAI-compatible server (vLLM, Ollama, ...)")
+    ap.add_argument("--api-key-env", default="OPENAI_API_KEY", help="the variable holding the key (--base-url)")
+    ap.add_argument("--out", type=Path, default=Path("review.json"))
+    ap.add_argument("--num-reflections", type=int, default=5)
+    ap.add_argument("--num-fs-examples", type=int, default=1)
+    ap.add_argument("--num-reviews-ensemble", type=int, default=5)
+    ap.add_argument("--temperature", type=float, default=0.1)
+    ap.add_argument("--pages", type=int, default=None, help="read only the first N pages")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        spec = model_spec(args)
+        text = load_paper(args.pdf, num_pages=args.pages)
+        with tempfile.TemporaryDirectory(prefix="review-") as tmp:
+            ledger = Ledger(Path(tmp), "review")
+            llm = LLM({"review": spec}, LLMSettings(), os.environ, ledger)
+            llm.preflight()
+            review = perform_review(text, spec.name, None, args.num_reflections, args.num_fs_examples,
+                                    args.num_reviews_ensemble, args.temperature, llm=llm)
+            costs = cost_summary(ledger.rows())
+    except EngineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    args.out.write_text(json.dumps(review, indent=2) + "\n")
+    print(readable({k: review[k] for k in FIELDS}))
+    cost = "unknown (no prices for this model)" if costs["cost_usd"] is None else f"${costs['cost_usd']:.4f}"
+    print(f"\n{costs['llm_calls']} model calls, {costs['tokens']['input']} input / {costs['tokens']['output']} "
+          f"output tokens, cost {cost}; wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

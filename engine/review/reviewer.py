@@ -1,0 +1,171 @@
+"""The Automated Reviewer: an ensemble of NeurIPS-form reviews, each revised over reflection rounds, and an
+area chair's meta-review. Numeric scores are the rounded mean of the valid ensemble reviews; text and
+Decision come from the meta-review. A malformed ensemble member is dropped, not fatal."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from engine.errors import EngineError
+from engine.llm.models import MODEL_DIR, ModelSpec, load_registered
+from engine.llm.parsing import ParseError, extract_json
+from engine.llm.providers import AnthropicProvider, OpenAIProvider
+from engine.llm.service import LLM, CallContext, LLMCallError, LLMSettings
+from engine.prompts import render_from
+
+log = logging.getLogger(__name__)
+PROMPTS = Path(__file__).resolve().parent / "prompts"
+FEWSHOT_DIR = Path(__file__).resolve().parent / "fewshot"
+SCORES = {"Originality": (1, 4), "Quality": (1, 4), "Clarity": (1, 4), "Significance": (1, 4),
+          "Soundness": (1, 4), "Presentation": (1, 4), "Contribution": (1, 4), "Overall": (1, 10),
+          "Confidence": (1, 5)}
+TEXT_FIELDS = ("Summary", "Strengths", "Weaknesses", "Questions", "Limitations", "Ethical Concerns", "Decision")
+FIELDS = ("Summary", "Strengths", "Weaknesses", "Originality", "Quality", "Clarity", "Significance", "Questions",
+          "Limitations", "Ethical Concerns", "Soundness", "Presentation", "Contribution", "Overall", "Confidence",
+          "Decision")
+DONE = "I am done"
+
+
+class ReviewError(EngineError):
+    pass
+
+
+def perform_review(paper_txt: str, model: str, client: Any, num_reflections: int = 5, num_fs_examples: int = 1,
+                   num_reviews_ensemble: int = 5, temperature: float = 0.1, *, llm: LLM | None = None,
+                   fewshot_dir: Path | None = None, max_concurrency: int = 4) -> dict[str, Any]:
+    """Review a paper's text. `client` is an openai.OpenAI or anthropic.Anthropic client (as in the original);
+    alternatively pass this project's `llm` (its `review` role is used, with the run's ledger).
+
+    Returns the 16 NeurIPS-form fields, plus "Ensemble": the member reviews it was built from."""
+    llm = llm or llm_for_client(model, client, max_concurrency)
+    examples = fewshot_examples(fewshot_dir or FEWSHOT_DIR, num_fs_examples)
+    prompt = render_from(PROMPTS, "review", examples=examples, paper=paper_txt)
+    system = render_from(PROMPTS, "system")
+
+    def member(i: int) -> dict[str, Any] | None:
+        try:
+            return _review_with_reflections(llm, system, prompt, num_reflections, temperature, i)
+        except (LLMCallError, ParseError, ValueError) as e:
+            log.warning("ensemble review %d dropped: %s", i + 1, e)
+            return None
+
+    workers = max(1, min(num_reviews_ensemble, llm.settings.max_concurrency))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="review") as pool:
+        reviews = [r for r in pool.map(member, range(num_reviews_ensemble)) if r is not None]
+    if not reviews:
+        raise ReviewError(f"none of the {num_reviews_ensemble} ensemble reviews was usable (see the warnings)")
+    if num_reviews_ensemble == 1:
+        return reviews[0] | {"Ensemble": reviews}
+    meta = _meta_review(llm, system, reviews, temperature)
+    final = {k: meta[k] for k in TEXT_FIELDS} if meta else {k: reviews[0][k] for k in TEXT_FIELDS}
+    for score in SCORES:  # numbers: the rounded mean of the ensemble
+        final[score] = int(round(sum(r[score] for r in reviews) / len(reviews)))
+    return {k: final[k] for k in FIELDS} | {"Ensemble": reviews}
+
+
+def _review_with_reflections(llm: LLM, system: str, prompt: str, rounds: int, temperature: float,
+                             member: int) -> dict[str, Any]:
+    ctx = CallContext(node=f"review-{member}", step=member, stage="review")
+    convo = [{"role": "user", "content": prompt}]
+    text = llm.ask("review", system, convo, ctx, temperature=temperature).text
+    review = _parse_or_reask(llm, system, convo, text, ctx, temperature)
+    for r in range(2, rounds + 1):
+        convo = convo + [{"role": "assistant", "content": text},
+                         {"role": "user", "content": render_from(PROMPTS, "reflection", round=r, rounds=rounds)}]
+        text = llm.ask("review", system, convo, ctx, temperature=temperature).text
+        try:
+            review = validate(extract_json(text))
+        except (ParseError, ValueError) as e:
+            if DONE not in text:
+                log.info("reflection %d of member %d unusable (%s); keeping the previous review", r, member + 1, e)
+        if DONE in text:
+            break
+    return review
+
+
+def _parse_or_reask(llm: LLM, system: str, convo: list[dict], text: str, ctx: CallContext,
+                    temperature: float) -> dict[str, Any]:
+    try:
+        return validate(extract_json(text))
+    except (ParseError, ValueError) as e:
+        again = convo + [{"role": "assistant", "content": text},
+                         {"role": "user", "content": f"The review could not be used: {e}. Give the complete review "
+                                                     "again as ONE ```json block with all the fields."}]
+        return validate(extract_json(llm.ask("review", system, again, ctx, temperature=temperature).text))
+
+
+def _meta_review(llm: LLM, system: str, reviews: list[dict[str, Any]], temperature: float) -> dict[str, Any] | None:
+    body = "\n\n".join(f"Review {i + 1}:\n```json\n{json.dumps(r, indent=1)}\n```" for i, r in enumerate(reviews))
+    ctx = CallContext(node="meta-review", step=-1, stage="review")
+    try:
+        text = llm.ask("review", system, [{"role": "user", "content": render_from(
+            PROMPTS, "meta", n=len(reviews), reviews=body)}], ctx, temperature=temperature).text
+        return validate(extract_json(text))
+    except (LLMCallError, ParseError, ValueError) as e:
+        log.warning("meta-review unusable (%s): text and decision from the first review", e)
+        return None
+
+
+def validate(review: Any) -> dict[str, Any]:
+    """The review with its scores as integers in range; ValueError naming the first problem."""
+    if not isinstance(review, dict):
+        raise ValueError("the review is not a JSON object")
+    missing = [f for f in FIELDS if f not in review]
+    if missing:
+        raise ValueError(f"the review lacks {missing}")
+    out = dict(review)
+    for name, (lo, hi) in SCORES.items():
+        try:
+            value = int(round(float(review[name])))
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} is not a number: {review[name]!r}") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"{name} = {value} is outside {lo}..{hi}")
+        out[name] = value
+    decision = str(review["Decision"]).strip().capitalize()
+    if decision not in ("Accept", "Reject"):
+        raise ValueError(f"Decision must be Accept or Reject, got {review['Decision']!r}")
+    out["Decision"] = decision
+    if isinstance(out["Ethical Concerns"], str):
+        out["Ethical Concerns"] = out["Ethical Concerns"].strip().lower() in ("true", "yes")
+    return out
+
+
+def fewshot_examples(folder: Path, n: int) -> str:
+    """Up to `n` (paper text, review JSON) pairs from `folder` (<name>.txt + <name>.json), as prompt text."""
+    if n <= 0:
+        return ""
+    texts = sorted(Path(folder).glob("*.txt"))
+    pairs = [(p, p.with_suffix(".json")) for p in texts if p.with_suffix(".json").is_file()]
+    if len(pairs) < n:
+        log.warning("%d few-shot example(s) asked for, %d found in %s (scripts/build_fewshot.py fetches some "
+                    "from OpenReview); reviewing with what there is", n, len(pairs), folder)
+    return "".join(render_from(PROMPTS, "example", index=i + 1, paper=txt.read_text(),
+                               review=json.dumps(json.loads(js.read_text()), indent=1)) + "\n\n"
+                   for i, (txt, js) in enumerate(pairs[:n]))
+
+
+def spec_for(model: str, provider: str) -> ModelSpec:
+    """The registry entry whose API name is `model`, or a bare spec (unknown prices) for an unlisted one."""
+    for file in sorted(MODEL_DIR.glob("*.yaml")):
+        if file.stem in ("none", "replay"):
+            continue
+        spec = load_registered(file.stem)
+        if spec.name == model or file.stem == model:
+            return spec
+    return ModelSpec(name=model, provider=provider)
+
+
+def llm_for_client(model: str, client: Any, max_concurrency: int = 4) -> LLM:
+    """Our call path around a client the caller made (openai.OpenAI, anthropic.Anthropic / Bedrock / Vertex)."""
+    import anthropic
+
+    is_anthropic = isinstance(client, (anthropic.Anthropic, anthropic.AnthropicBedrock, anthropic.AnthropicVertex))
+    spec = spec_for(model, "anthropic" if is_anthropic else "openai")
+    provider = AnthropicProvider.wrap(spec, client) if is_anthropic else OpenAIProvider.wrap(spec, client)
+    return LLM({"review": spec}, LLMSettings(max_concurrency=max_concurrency), dict(os.environ),
+               providers={"review": provider})
