@@ -133,7 +133,7 @@ def run_barrier(durations: list[float], slots: int) -> dict:
             "buggy": sum(1 for o in outcomes if not o.result.ok)}
 
 
-def packing(num_gpus: int = 2, duration: float = 2.0) -> dict[str, float]:
+def packing(num_gpus: int = 2, duration: float = 5.0) -> dict[str, float]:
     """Nodes in flight per GPU for each runner GPU fraction (logical GPUs)."""
     result = {}
     for fraction in (1.0, 0.5, 0.25):
