@@ -38,6 +38,9 @@ def test_v1_template_without_manifest_runs_unchanged(tmp_path, v1_template):
                for d in node_dirs if json.loads((d / "node.json").read_text())["is_buggy"] is False)
     tree = json.loads((run_dir / "tree.json").read_text())
     assert len(tree["nodes"]) == 10
+    # tracked in wandb (offline here: no WANDB_API_KEY), one run per pipeline run
+    assert (run_dir / "wandb_run_id").is_file()
+    assert list((run_dir / "wandb").glob("offline-run-*")), "wandb wrote an offline run"
     # the template folder itself is untouched: no run_0 written into it
     assert not (v1_template / "run_0").exists()
 

@@ -92,3 +92,38 @@ def test_wrong_key_fails_within_seconds_naming_the_variable(tmp_path, v1_templat
 def test_unknown_registry_model_is_named(tmp_path):
     res = run_engine("+topic=grokking", "llm.roles.feedback=gpt-9", f"hydra.run.dir={tmp_path / 'r'}")
     assert res.returncode == 2 and "no model named 'gpt-9'" in res.stderr
+
+
+def grokking_model():
+    """Takes the program from the prompt (template code or the parent's) and doubles its learning rate."""
+    def respond(path, body):
+        text = "\n".join(m["content"] for m in body["messages"] if isinstance(m["content"], str))
+        if body.get("tools"):
+            return {"tool": {"name": "report", "input": {"is_bug": False, "analysis": "Trained; no grokking yet."}}}
+        if "Reply with OK." in text:
+            return {"text": "OK"}
+        code = text.split("```python\n", 1)[1].split("```", 1)[0]
+        m = re.search(r'"--learning_rate", type=float, default=([0-9.e-]+)', code)
+        new = float(m.group(1)) * 2
+        code = code.replace(m.group(0), f'"--learning_rate", type=float, default={new}')
+        return {"text": f"Double the learning rate to {new}.\n```python\n{code}```"}
+    return respond
+
+
+def test_grokking_smoke_main_job_driven_by_a_scripted_model(tmp_path):
+    run_dir = tmp_path / "run"
+    with FakeLLMServer(responder=grokking_model()) as server:
+        res = run_engine("+topic=grokking", "topic.profile=smoke", "search.max_nodes=4", "search.num_drafts=1",
+                         "search.debug_prob=0", f"model.base_url={server.base_url}", "model.name=fake-coder",
+                         "model.prices.input=0.5", "model.prices.output=1.5", f"hydra.run.dir={run_dir}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["proposer"] == "llm (fake-coder)" and s["nodes"] == {"total": 4, "good": 4, "buggy": 0}
+    rows = sorted(pq.read_table(run_dir / "journal").to_pylist(), key=lambda r: r["step"])
+    rates = [float(re.search(r'"--learning_rate", type=float, default=([0-9.e-]+)', r["code"]).group(1))
+             for r in rows]
+    assert rates[0] == 0.003 and all(r in (0.006, 0.012, 0.024) for r in rates[1:])
+    # the model's programs were executed and measured: each wrote its own final_info
+    assert all(r["final_info"] and json.loads(r["final_info"])["x_plus_y"]["means"]["final_train_acc"] > 0
+               for r in rows)
+    assert s["tokens"]["input"] > 0 and s["cost_usd"] > 0

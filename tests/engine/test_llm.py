@@ -1,4 +1,5 @@
 """The real OpenAI and Anthropic SDK clients against a loopback server speaking their wire formats."""
+import base64
 import time
 
 import pytest
@@ -172,3 +173,25 @@ def test_extract_code_and_json():
     assert extract_json('noise {"a": [1, 2]} tail') == {"a": [1, 2]}
     with pytest.raises(ParseError):
         extract_json("no json here")
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_images_reach_vision_models_in_each_wire_format(server, provider):
+    png = b"\x89PNG\r\n\x1a\nfake"
+    make(server, provider).ask("code", "", [{"role": "user", "content": "judge this plot", "images": [png]}])
+    content = server.requests[0][1]["messages"][-1]["content"]
+    if provider == "openai":
+        assert content[0] == {"type": "text", "text": "judge this plot"}
+        assert content[1]["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(png).decode()
+    else:
+        assert content[0]["type"] == "image" and content[0]["source"]["media_type"] == "image/png"
+        assert base64.b64decode(content[0]["source"]["data"]) == png
+        assert content[-1] == {"type": "text", "text": "judge this plot"}
+
+
+def test_structured_output_uses_a_json_schema_where_supported(server):
+    server.script = [{"text": '{"is_bug": true, "analysis": "diverged"}'}]
+    llm = make(server, tool_calling=False, structured_output=True)
+    assert llm.ask_json("feedback", "judge", [{"role": "user", "content": "x"}], TOOL)["is_bug"] is True
+    fmt = server.requests[0][1]["response_format"]
+    assert fmt["type"] == "json_schema" and fmt["json_schema"]["schema"]["required"] == ["is_bug", "analysis"]
