@@ -10,9 +10,10 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
+from engine.errors import EngineError
 from engine.executor import Executor
 from engine.node_exec import NodeJob, NodeOutcome
 from engine.rundir import RunDir
@@ -99,17 +100,16 @@ class Driver:
 
     def _take_proposals(self, block: bool = False) -> None:
         """Submit nodes whose programs are written; with `block`, wait for the offline proposer's instant ones."""
+        if block and self.proposing:  # at most 50 ms in all: enough for the offline proposer, short for a model
+            wait(list(self.proposing), timeout=0.05, return_when=ALL_COMPLETED)
         for fut in list(self.proposing):
-            if block and not fut.done():
-                try:
-                    fut.result(timeout=0.05)
-                except Exception:  # noqa: BLE001 - examined below
-                    pass
             if not fut.done():
                 continue
             node = self.proposing.pop(fut)
             try:
                 proposal: Proposal = fut.result()
+            except EngineError:
+                raise  # a configuration problem (a rejected key, a replay that does not match): stop the run
             except Exception as e:  # noqa: BLE001 - a failed proposal is a buggy node, not a dead run
                 log.warning("proposing node %d failed: %s", node.step, e)
                 node.plan, node.code = f"{node.operator} (proposal failed)", ""
@@ -155,6 +155,8 @@ class Driver:
             self._record(node, outcome)
 
     def _record(self, node: Node, outcome: NodeOutcome) -> None:
+        if node.is_buggy is None and self.state.spec is None and self.infer_spec is not None:
+            self.infer_spec(node)  # the baseline could not even be proposed: this raises with the reason
         if node.is_buggy is None:  # never ran (its proposal failed)
             node.finished_at = time.time()
             judge(node, outcome.result, self.state.spec or MetricSpec("unknown"))

@@ -1,6 +1,7 @@
 """Where nodes run. The driver needs only submit / wait_any; a Ray executor plugs in the same way."""
 from __future__ import annotations
 
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Protocol
 
@@ -39,6 +40,7 @@ class LocalExecutor:
 
     def wait_any(self, timeout_s: float) -> list[NodeOutcome]:
         if not self._futures:
+            time.sleep(timeout_s)  # nothing to wait for: still keep the caller's pace
             return []
         done, _ = wait(list(self._futures), timeout=timeout_s, return_when=FIRST_COMPLETED)
         outcomes = []

@@ -88,6 +88,7 @@ class RayExecutor:
 
     def wait_any(self, timeout_s: float) -> list[NodeOutcome]:
         if not self._running:
+            time.sleep(timeout_s)  # nothing to wait for: still keep the caller's pace
             return []
         ready, _ = ray.wait(list(self._running), num_returns=1, timeout=timeout_s)
         outcomes = [self._take(ref) for ref in ready]
