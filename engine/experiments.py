@@ -21,6 +21,7 @@ from engine.rundir import RunDir, write_json
 from engine.sandbox import SandboxConfig, bwrap_path
 from engine.template import Template, load_template
 from engine.tracking import Tracker
+from engine.viewer import write_viewer
 from search.journal import Journal
 from search.metric import MetricSpec, guess_direction, metric_names
 from search.node import Node
@@ -129,6 +130,7 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
         summary |= cost_summary(llm.ledger.rows() if llm and llm.ledger else [])
         write_json(run_dir / "summary.json", summary)
         write_json(run_dir / "tree.json", tree_json(state))
+        write_viewer(run, state.journal, summary)
         if state.spec is not None and (best := state.journal.best_node(state.spec)) is not None:
             run.write_best(best)
         return summary

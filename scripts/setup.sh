@@ -9,12 +9,14 @@ PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 
 # System tools: bubblewrap sandboxes node programs (without it they run unsandboxed, after a warning);
-# TeX Live and poppler build and read papers. Installed with apt-get when run as root on Debian/Ubuntu.
+# TeX Live and poppler build and read papers; Chromium (headless) tests the run viewer page.
+# Installed with apt-get when run as root on Debian/Ubuntu.
 SYSTEM_PACKAGES="bubblewrap texlive-latex-base texlive-latex-extra texlive-fonts-recommended texlive-science
-                 chktex latexmk poppler-utils"
-if ! command -v bwrap >/dev/null 2>&1 || ! command -v pdflatex >/dev/null 2>&1; then
+                 chktex latexmk poppler-utils chromium"
+if ! command -v bwrap >/dev/null 2>&1 || ! command -v pdflatex >/dev/null 2>&1 \
+    || ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "setup: installing system packages (apt-get): bubblewrap, TeX Live, poppler"
+    echo "setup: installing system packages (apt-get): bubblewrap, TeX Live, poppler, chromium"
     apt-get update -qq
     # shellcheck disable=SC2086
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $SYSTEM_PACKAGES >/dev/null

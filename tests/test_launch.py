@@ -36,6 +36,7 @@ def test_v1_template_without_manifest_runs_unchanged(tmp_path, v1_template):
     assert len(node_dirs) == 10
     assert all((d / "run_0" / "final_info.json").is_file() and (d / "val_loss.png").is_file()
                for d in node_dirs if json.loads((d / "node.json").read_text())["is_buggy"] is False)
+    assert s["best"]["node_id"] in (run_dir / "viewer.html").read_text()
     tree = json.loads((run_dir / "tree.json").read_text())
     assert len(tree["nodes"]) == 10
     # tracked in wandb (offline here: no WANDB_API_KEY), one run per pipeline run

@@ -1,0 +1,56 @@
+"""The run viewer in a real browser (Debian's headless Chromium): the tree renders and a node opens."""
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from engine.rundir import RunDir
+from engine.viewer import write_viewer
+from search.journal import Journal
+from search.node import ExecResult, Node
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="chromium not installed")
+
+
+def make_run(tmp_path):
+    run = RunDir(tmp_path / "run")
+    root = Node(code="print('root')\n", plan="Baseline </script> <b>plan</b>", step=0, metric=0.5, is_buggy=False,
+                exec=ExecResult(exit_code=0, stdout_tail="root output", final_info={"g": {"means": {"acc": 0.5}}},
+                                plots=["acc.png"]))
+    child = Node(code="print('child')\n", plan="Raise the learning rate.", operator="improve", parent_id=root.id,
+                 step=1, metric=0.8, is_buggy=False, exec=ExecResult(exit_code=0, stdout_tail="child output"))
+    bug = Node(code="raise ValueError('x')\n", plan="Break it.", operator="improve", parent_id=root.id, step=2,
+               is_buggy=True, bug_reason="ValueError: x", exec=ExecResult(exit_code=1))
+    for n in (root, child, bug):
+        run.record(n, {"acc.png": b"\x89PNG\r\n\x1a\n"} if n is root else {})
+    summary = {"topic": "toy", "run_dir": str(run.path), "proposer": "offline", "status": "finished",
+               "primary_metric": {"name": "acc", "direction": "maximize"}, "baseline": 0.5,
+               "best": {"node_id": child.id, "step": 1, "value": 0.8}, "nodes": {"total": 3, "good": 2, "buggy": 1}}
+    return run, Journal([root, child, bug]), summary, (root, child, bug)
+
+
+def dump_dom(page, fragment=""):
+    res = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                          "--disable-component-update", "--disable-sync", "--no-first-run",
+                          f"--user-data-dir={page.parent / '.chromium'}", "--dump-dom", f"file://{page}{fragment}"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return res.stdout
+
+
+@needs_chromium
+def test_tree_renders_and_a_node_opens_in_chromium(tmp_path):
+    run, journal, summary, (root, child, bug) = make_run(tmp_path)
+    page = write_viewer(run, journal, summary)
+    dom = dump_dom(page)
+    assert len(re.findall(r'class="node[^"]*" data-id=', dom)) == 3
+    assert "Stage: initial" in dom and "buggy: ValueError: x" in dom
+    assert "Click a node to open it." in dom
+    opened = dump_dom(page, f"#node={root.id}")
+    assert 'id="node-title">Node #0 (draft, stage initial)' in opened
+    assert "Baseline &lt;/script&gt; &lt;b&gt;plan&lt;/b&gt;" in opened  # text is escaped, never markup
+    assert "print('root')" in opened and f'src="{run.node_dir(root).name}' not in opened
+    assert f'src="nodes/{run.node_dir(root).name}/acc.png"' in opened
