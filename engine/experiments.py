@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,7 +163,7 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
     executor.shutdown()
     summary = write_status("finished")
     if driver.overhead_s:
-        summary["driver_overhead_ms_median"] = round(1000 * sorted(driver.overhead_s)[len(driver.overhead_s) // 2], 2)
+        summary["driver_overhead_ms_median"] = round(1000 * statistics.median(driver.overhead_s), 2)
         write_json(run_dir / "summary.json", summary)
     return summary
 
