@@ -75,7 +75,8 @@ def _code_for_workers() -> dict:
     """Ship this project's packages to the workers of a remote cluster (no shared filesystem)."""
     import engine
     import search
-    return {"py_modules": [os.path.dirname(engine.__file__), os.path.dirname(search.__file__)]}
+    import stages
+    return {"py_modules": [os.path.dirname(m.__file__) for m in (engine, search, stages)]}
 
 
 def _opt_int(value: float | None) -> int | None:

@@ -11,6 +11,7 @@ from engine.llm.models import ModelSpec, resolve_roles
 from engine.llm.service import LLMSettings
 from engine.tracking import TrackingConfig
 from search.policy import PolicyConfig
+from stages.spec import StagesConfig, StageSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,13 +23,6 @@ class TopicConfig:
     profile: str | None
     metric: str | None
     direction: str | None
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    policy: PolicyConfig
-    max_nodes: int
-    stage: str
 
 
 @dataclass(frozen=True)
@@ -45,7 +39,8 @@ class SandboxSettings:
 @dataclass(frozen=True)
 class RunConfig:
     topic: TopicConfig
-    search: SearchConfig
+    policy: PolicyConfig
+    stages: StagesConfig
     cluster: ClusterConfig
     sandbox: SandboxSettings
     tracking: TrackingConfig
@@ -78,9 +73,7 @@ def build(cfg: dict[str, Any], launch_dir: Path | None = None) -> RunConfig:
         if topic.direction not in (None, "maximize", "minimize"):
             raise ValueError(f"topic.direction must be maximize or minimize, got {topic.direction!r}")
         policy = PolicyConfig(int(s["num_drafts"]), float(s["debug_prob"]), int(s["max_debug_depth"]))
-        search = SearchConfig(policy, int(s["max_nodes"]), str(s["stage"]))
-        if search.max_nodes < 1:
-            raise ValueError(f"search.max_nodes must be >= 1, got {search.max_nodes}")
+        stages = _stages(cfg["stages"])
         runner = c.get("runner") or {}
         cluster = ClusterConfig(str(c["kind"]), int(c["slots"]), int(c["threads_per_node"]), c.get("scratch_dir"),
                                 c.get("address"), _opt_float(c.get("num_cpus")), _opt_float(c.get("num_gpus")),
@@ -112,10 +105,28 @@ def build(cfg: dict[str, Any], launch_dir: Path | None = None) -> RunConfig:
                                   float(x["max_artifact_mb"]))
         if sandbox.use_bwrap not in ("auto", "always", "never"):
             raise ValueError(f"sandbox.use_bwrap must be auto, always or never, got {sandbox.use_bwrap!r}")
-        return RunConfig(topic, search, cluster, sandbox, tracking, proposer, int(cfg["seed"]), llm, roles,
+        return RunConfig(topic, policy, stages, cluster, sandbox, tracking, proposer, int(cfg["seed"]), llm, roles,
                          replay_run)
+    except KeyError as e:
+        raise EngineError(f"missing config value: {e.args[0]}") from None
     except (TypeError, ValueError) as e:
         raise EngineError(f"bad config value: {e}") from None
+
+
+def _stages(raw: dict[str, Any]) -> StagesConfig:
+    run = raw.get("run")
+    if isinstance(run, str):
+        run = [run]
+    settings = {}
+    for name in run or ():
+        st = raw.get(name)
+        if not isinstance(st, dict):
+            raise ValueError(f"stages.{name}: missing (max_nodes, offline_max_nodes)")
+        settings[str(name)] = StageSettings(str(name), int(st["max_nodes"]), int(st["offline_max_nodes"]),
+                                            bool(st.get("run_to_budget", False)))
+    return StagesConfig(tuple(str(n) for n in run or ()), settings, int(raw["num_seeds"]),
+                        int(raw["critique_max_plots"]), float(raw["scale_up_fraction"]),
+                        float(raw["tie_break_tolerance"]))
 
 
 def _opt_float(value: Any) -> float | None:

@@ -21,7 +21,7 @@ from search.journal import Journal
 from search.judge import judge
 from search.metric import MetricSpec
 from search.node import ExecResult, Node
-from search.operators import Proposal, Proposer, propose
+from search.operators import NothingLeft, Proposal, Proposer, StageBrief, propose
 from search.policy import PolicyConfig, select_action
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,12 @@ class Driver:
                  executor: Executor, make_job: Callable[[Node], NodeJob], max_nodes: int, stage: str,
                  rng: random.Random, infer_spec: Callable[[Node], MetricSpec] | None = None,
                  on_finish: Callable[[Node, NodeOutcome], None] | None = None, proposal_concurrency: int = 1,
-                 reviewer: Callable[[Node, NodeOutcome], tuple[bool, str]] | None = None):
+                 reviewer: Callable[[Node, NodeOutcome], tuple[bool, str]] | None = None,
+                 brief: Callable[[Journal, list[Node]], StageBrief] | None = None,
+                 should_stop: Callable[[Journal], str | None] | None = None, anchor: str | None = None):
         self.run, self.state, self.proposer, self.policy = run, state, proposer, policy
+        self.brief, self.should_stop, self.anchor = brief, should_stop, anchor
+        self.stop_reason: str | None = None  # set when the stage is complete before its budget
         self.executor, self.make_job, self.max_nodes, self.stage = executor, make_job, max_nodes, stage
         self.rng, self.infer_spec = rng, infer_spec
         self.on_finish = on_finish or (lambda node, outcome: None)
@@ -64,7 +68,8 @@ class Driver:
         try:
             for node in resumed:
                 self._submit(node)
-            while len(self.state.journal) < self.max_nodes:
+            self._check_stop()
+            while self.pending or (self.stop_reason is None and len(self.state.journal) < self.max_nodes):
                 self._fill_slots()
                 self._take_proposals()
                 self._take_reviews()
@@ -87,16 +92,32 @@ class Driver:
 
     def _fill_slots(self) -> None:
         # runs awaiting feedback hold no slot; they still count against the node budget
-        while len(self.proposing) + len(self.running) < self._capacity() and \
+        while self.stop_reason is None and len(self.proposing) + len(self.running) < self._capacity() and \
                 len(self.state.journal) + len(self.pending) < self.max_nodes:
             spec = self.state.spec or MetricSpec("unknown")
-            action = select_action(self.state.journal, self.pending, self.policy, spec, self.rng)
+            action = select_action(self.state.journal, self.pending, self.policy, spec, self.rng, self.anchor)
+            brief = self.brief(self.state.journal, self.pending) if self.brief else None
             node = Node(code="", operator=action.operator, parent_id=action.parent_id, stage=self.stage,
                         step=self.state.next_step, proposer=self.proposer.name)
             self.state.next_step += 1
             # the proposer reads a snapshot: the journal keeps changing while it writes
             snapshot, rng = Journal(self.state.journal.nodes), random.Random(self.rng.random())
-            self.proposing[self.proposals.submit(propose, self.proposer, snapshot, action, rng, node)] = node
+            fut = self.proposals.submit(propose, self.proposer, snapshot, action, rng, node, brief)
+            self.proposing[fut] = node
+
+    def _check_stop(self) -> None:
+        if self.stop_reason is None and self.should_stop is not None:
+            self._stop(self.should_stop(self.state.journal))
+
+    def _stop(self, reason: str | None) -> None:
+        """The stage is complete: write no new programs; running nodes finish and are kept."""
+        if reason is None or self.stop_reason is not None:
+            return
+        self.stop_reason = reason
+        log.info("stage %s complete: %s", self.stage, reason)
+        for fut in list(self.proposing):
+            fut.cancel()  # not run yet: nothing is lost (a model call in flight ends by itself)
+            del self.proposing[fut]
 
     def _take_proposals(self, block: bool = False) -> None:
         """Submit nodes whose programs are written; with `block`, wait for the offline proposer's instant ones."""
@@ -110,14 +131,36 @@ class Driver:
                 proposal: Proposal = fut.result()
             except EngineError:
                 raise  # a configuration problem (a rejected key, a replay that does not match): stop the run
+            except NothingLeft as e:
+                self._stop(str(e))
+                continue
             except Exception as e:  # noqa: BLE001 - a failed proposal is a buggy node, not a dead run
                 log.warning("proposing node %d failed: %s", node.step, e)
                 node.plan, node.code = f"{node.operator} (proposal failed)", ""
                 self._record(node, NodeOutcome(node.id, ExecResult(
                     exc_type="ProposalFailed", exc_message=f"{type(e).__name__}: {e}", killed_reason="proposal")))
                 continue
-            node.plan, node.code = proposal.plan, proposal.code
+            node.plan, node.code, node.change = proposal.plan, proposal.code, proposal.change
+            repeated = self._repeated_change(node)
+            if repeated:
+                self._record(node, NodeOutcome(node.id, ExecResult(
+                    exc_type="RepeatedChange", exc_message=repeated, killed_reason="proposal")))
+                continue
             self._submit(node)
+
+    def _repeated_change(self, node: Node) -> str | None:
+        """A stage that asks for named changes never runs one twice (proposals written in parallel may clash)."""
+        if node.operator != "improve" or self.brief is None:
+            return None
+        kind = self.brief(self.state.journal, []).change_kind
+        if kind is None:
+            return None
+        if not node.change:
+            return f"the proposal names no {kind}"
+        others = list(self.state.journal) + list(self.running.values())
+        if any(n.change == node.change and n.operator in ("improve", "debug") for n in others):
+            return f"{kind} {node.change!r} was already tried in this stage"
+        return None
 
     def _submit(self, node: Node) -> None:
         self.run.add_pending(node)
@@ -165,6 +208,7 @@ class Driver:
         self.state.journal.add(node)
         self._report(node)
         self.on_finish(node, outcome)
+        self._check_stop()
 
     def _report(self, node: Node) -> None:
         j, spec = self.state.journal, self.state.spec
@@ -172,8 +216,8 @@ class Driver:
         result = f"{spec.name}={node.metric:.4g}" if spec and not node.is_buggy else \
             f"buggy ({node.bug_reason[:80]})"
         best_txt = f"{best.metric:.4g} (node {best.step})" if best else "none yet"
-        log.info("[%d/%d] node %d %-7s %s in %.0fs | running %d, good %d, buggy %d | best %s | %.1f min",
-                 len(j), self.max_nodes, node.step, node.operator, result, node.exec.exec_time_s,
+        log.info("%s [%d/%d] node %d %-7s %s in %.0fs | running %d, good %d, buggy %d | best %s | %.1f min",
+                 self.stage, len(j), self.max_nodes, node.step, node.operator, result, node.exec.exec_time_s,
                  len(self.running), len(j.good_nodes), len(j.buggy_nodes), best_txt,
                  (time.monotonic() - self.started) / 60)
 

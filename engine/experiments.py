@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import statistics
 import time
 from dataclasses import dataclass
@@ -12,14 +11,16 @@ from typing import Any
 
 from engine.cluster import start_executor
 from engine.config import RunConfig
-from engine.driver import Driver, SearchState
+from engine.driver import SearchState
 from engine.errors import EngineError
 from engine.llm.ledger import cost_summary
 from engine.llm.service import LLM
-from engine.llm_proposer import Context, LLMProposer, LLMReviewer
+from engine.llm_proposer import Context, LLMProposer, LLMReviewer, LLMSelector
 from engine.node_exec import NodeJob, NodeOutcome
+from engine.plot_critique import PlotCritic, vision_unavailable
 from engine.rundir import RunDir, write_json
 from engine.sandbox import SandboxConfig, bwrap_path
+from engine.stage_runner import StageContext, StageRunner
 from engine.template import Template, load_template
 from engine.tracking import Tracker
 from engine.viewer import write_viewer
@@ -109,8 +110,7 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
 
     state = SearchState(Journal(finished), spec,
                         next_step=1 + max((n.step for n in finished + unfinished), default=-1))
-    proposer, reviewer = _proposer(exp, llm, state, idea, unfinished)
-    rng = random.Random(f"{cfg.seed}-{len(finished)}-{len(unfinished)}")
+    proposer, reviewer, critic_on = _proposer(exp, llm, state, idea, unfinished)
     started, prior_wall = time.monotonic(), float(previous.get("wall_time_s", 0.0)) if previous else 0.0
 
     def make_job(node: Node) -> NodeJob:
@@ -125,9 +125,12 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
                               f"{node.exec.stderr_tail[-2000:]}")
         return _first_metric(node.exec.final_info, cfg, "the baseline run")
 
+    stages_fn = list  # the stage rows, once the runner exists
+
     def write_status(status: str) -> dict[str, Any]:
         summary = make_summary(exp, state, prior_wall + time.monotonic() - started, status, str(run_dir),
                                proposer.name)
+        summary["stages"] = stages_fn()
         summary |= cost_summary(llm.ledger.rows() if llm and llm.ledger else [])
         write_json(run_dir / "summary.json", summary)
         write_json(run_dir / "tree.json", tree_json(state))
@@ -142,15 +145,22 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
         write_status("running")
 
     res = exp.template.manifest.resources if exp.template.manifest else None
+    manifest = exp.template.manifest
     executor = start_executor(cfg.cluster, template_gpus=res.gpus if res else 0.0)
-    driver = Driver(run, state, proposer, cfg.search.policy, executor, make_job, cfg.search.max_nodes,
-                    cfg.search.stage, rng, infer_spec=infer, on_finish=on_finish,
-                    proposal_concurrency=cfg.llm.max_concurrency, reviewer=reviewer)
-    log.info("searching with the %s proposer: %d nodes, %d slots, primary metric %s", proposer.name,
-             cfg.search.max_nodes, cfg.cluster.slots,
-             f"{spec.name} ({spec.direction})" if spec else "from the baseline")
+    stage_ctx = StageContext(
+        run=run, state=state, proposer=proposer, reviewer=reviewer, executor=executor, make_job=make_job,
+        infer_spec=infer, on_finish=on_finish, tracker=tracker, policy=cfg.policy, stages=cfg.stages,
+        offline=llm is None, critique=critic_on, seed=cfg.seed, proposal_concurrency=cfg.llm.max_concurrency,
+        timeout_s=exp.sandbox.timeout_s, tunables=tuple(manifest.tunables) if manifest else (),
+        ablations=tuple(manifest.ablations) if manifest else (), seed_param=manifest.seed_param if manifest else None,
+        select=LLMSelector(llm) if llm is not None and llm.has("select") else None)
+    runner = StageRunner(stage_ctx)
+    stages_fn = runner.summary_rows
+    log.info("searching with the %s proposer: stages %s, %d slots, primary metric %s", proposer.name,
+             ", ".join(f"{n} ({cfg.stages.settings[n].budget(llm is None)} nodes)" for n in cfg.stages.run),
+             cfg.cluster.slots, f"{spec.name} ({spec.direction})" if spec else "from the baseline")
     try:
-        driver.search(resumed=unfinished)
+        records = runner.run(unfinished)
     except KeyboardInterrupt:
         executor.shutdown()
         write_status("interrupted")
@@ -161,10 +171,14 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
         write_status("crashed")
         raise
     executor.shutdown()
-    summary = write_status("finished")
-    if driver.overhead_s:
-        summary["driver_overhead_ms_median"] = round(1000 * statistics.median(driver.overhead_s), 2)
+    failed = records and records[-1]["best"] is None
+    summary = write_status("no working node" if failed else "finished")
+    if runner.overhead_s:
+        summary["driver_overhead_ms_median"] = round(1000 * statistics.median(runner.overhead_s), 2)
         write_json(run_dir / "summary.json", summary)
+    if failed:
+        raise EngineError(f"stage {records[-1]['name']} found no working node, so the run stops; "
+                          f"{records[-1]['why']}\n(run directory: {run_dir})")
     return summary
 
 
@@ -175,13 +189,29 @@ def _proposer(exp: Experiment, llm: LLM | None, state: SearchState, idea: dict[s
         tunables = exp.template.manifest.tunables if exp.template.manifest and exp.template.manifest.tunables \
             else specs_from_code(exp.base_code)
         try:
-            offline = OfflineProposer(exp.base_code, tunables, already_proposed=base_first.proposed)
+            offline = OfflineProposer(exp.base_code, tunables, already_proposed=base_first.proposed,
+                                      ablations=exp.template.manifest.ablations if exp.template.manifest else None)
         except ValueError as e:
             raise EngineError(f"{exp.template.path}: {e}") from None
-        return base_first.wrap(offline), None
+        log.info("plot critique skipped: no model configured (plots are still drawn)")
+        return base_first.wrap(offline), None, False
     ctx = Context(exp.template.prompt["task_description"], idea, exp.base_code, sorted(exp.support_files),
                   lambda: state.spec, exp.sandbox.timeout_s)
-    return base_first.wrap(LLMProposer(llm, ctx)), LLMReviewer(llm, lambda: state.spec)
+    feedback = LLMReviewer(llm, lambda: state.spec)
+    unavailable = vision_unavailable(llm)
+    if unavailable:
+        log.info("plot critique skipped: %s (plots are still drawn)", unavailable)
+        return base_first.wrap(LLMProposer(llm, ctx)), feedback, False
+    critic = PlotCritic(llm, exp.cfg.stages.critique_max_plots)
+
+    def review(node: Node, outcome: NodeOutcome) -> tuple[bool, str]:
+        try:
+            critic(node, outcome)
+        except Exception as e:  # noqa: BLE001 - a failed critique leaves the node unjudged, not buggy
+            log.warning("plot critique of node %d failed: %s", node.step, e)
+        return feedback(node, outcome)
+
+    return base_first.wrap(LLMProposer(llm, ctx)), review, True
 
 
 def previous_spec(summary: dict[str, Any]) -> MetricSpec | None:

@@ -28,7 +28,9 @@ SCHEMA = pa.schema([
     ("id", pa.string()), ("step", pa.int64()), ("parent_id", pa.string()), ("stage", pa.string()),
     ("operator", pa.string()), ("proposer", pa.string()), ("plan", pa.string()), ("code", pa.string()),
     ("metric", pa.float64()), ("is_buggy", pa.bool_()), ("bug_reason", pa.string()),
-    ("analysis", pa.string()), ("exit_code", pa.int64()), ("exec_time_s", pa.float64()),
+    ("analysis", pa.string()), ("change", pa.string()), ("copied_from", pa.string()),
+    ("plot_feedback", pa.string()), ("plots_valid", pa.bool_()), ("exit_code", pa.int64()),
+    ("exec_time_s", pa.float64()),
     ("started_at", pa.float64()),
     ("timed_out", pa.bool_()), ("killed_reason", pa.string()), ("exc_type", pa.string()),
     ("exc_message", pa.string()), ("stdout_tail", pa.string()), ("stderr_tail", pa.string()),
@@ -54,7 +56,9 @@ def node_to_row(node: Node) -> dict[str, Any]:
         "id": node.id, "step": node.step, "parent_id": node.parent_id, "stage": node.stage,
         "operator": node.operator, "proposer": node.proposer, "plan": node.plan, "code": node.code,
         "metric": node.metric, "is_buggy": node.is_buggy, "bug_reason": node.bug_reason,
-        "analysis": node.analysis, "exit_code": ex.exit_code, "exec_time_s": ex.exec_time_s,
+        "analysis": node.analysis, "change": node.change, "copied_from": node.copied_from,
+        "plot_feedback": node.plot_feedback, "plots_valid": node.plots_valid, "exit_code": ex.exit_code,
+        "exec_time_s": ex.exec_time_s,
         "started_at": ex.started_at,
         "timed_out": ex.timed_out, "killed_reason": ex.killed_reason, "exc_type": ex.exc_type,
         "exc_message": ex.exc_message, "stdout_tail": ex.stdout_tail, "stderr_tail": ex.stderr_tail,
@@ -74,7 +78,9 @@ def row_to_node(row: dict[str, Any]) -> Node:
     return Node(code=row["code"], plan=row["plan"] or "", operator=row["operator"], parent_id=row["parent_id"],
                 stage=row["stage"], id=row["id"], step=row["step"], proposer=row["proposer"] or "",
                 metric=row["metric"], is_buggy=row["is_buggy"], bug_reason=row["bug_reason"] or "",
-                analysis=row["analysis"] or "", exec=ex, created_at=row["created_at"],
+                analysis=row["analysis"] or "", change=row.get("change") or "",
+                copied_from=row.get("copied_from"), plot_feedback=row.get("plot_feedback") or "",
+                plots_valid=row.get("plots_valid"), exec=ex, created_at=row["created_at"],
                 finished_at=row["finished_at"])
 
 
@@ -124,6 +130,14 @@ class RunDir:
         write_json(self.path / "best" / "node.json", pending_to_json(node) | {"exec": asdict(node.exec)})
 
     # -- reading -------------------------------------------------------------------------------------
+    def read_artifacts(self, node: Node) -> dict[str, bytes]:
+        """The files a finished node left in its folder (its record, node.json, excepted)."""
+        folder = self.node_dir(node)
+        if not folder.is_dir():
+            return {}
+        return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+                if p.is_file() and p.name != "node.json"}
+
     def load_nodes(self) -> list[Node]:
         """Finished nodes in creation order."""
         parts = sorted(self.journal_dir.glob("*.parquet")) if self.journal_dir.is_dir() else []

@@ -44,6 +44,7 @@ class Manifest:
     tunables: dict[str, TunableSpec] = field(default_factory=dict)
     ablations: dict[str, dict[str, Scalar]] = field(default_factory=dict)
     resources: Resources = Resources()
+    seed_param: str | None = None  # the hyperparameter that sets the random seed (multi-seed evaluation)
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def _load_manifest(file: Path, code: str) -> Manifest:
         raise TemplateError(file, "yaml", str(e).replace("\n", " ")) from None
     if not isinstance(raw, dict):
         raise TemplateError(file, "top level", "expected a mapping")
-    known = {"metric", "profiles", "default_profile", "tunables", "ablations", "resources"}
+    known = {"metric", "profiles", "default_profile", "tunables", "ablations", "resources", "seed_param"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise TemplateError(file, unknown[0], f"unknown field; known fields: {', '.join(sorted(known))}")
@@ -195,7 +196,10 @@ def _load_manifest(file: Path, code: str) -> Manifest:
         resources = Resources(**res)
     except TypeError as e:
         raise TemplateError(file, "resources", f"{e}; known: cpus, gpus, memory_gb, timeout_s") from None
-    return Manifest(metric, profiles, default_profile, tunables, ablations, resources)
+    seed_param = raw.get("seed_param")
+    if seed_param is not None and seed_param not in hyper:
+        raise TemplateError(file, "seed_param", f"{seed_param!r} is not a hyperparameter of experiment.py")
+    return Manifest(metric, profiles, default_profile, tunables, ablations, resources, seed_param)
 
 
 def _settings_map(file: Path, section: str, raw: Any, hyper: dict) -> dict[str, dict[str, Scalar]]:

@@ -26,6 +26,8 @@ def viewer_data(run: RunDir, journal: Journal, summary: dict[str, Any]) -> dict[
             "bug_reason": n.bug_reason, "analysis": n.analysis, "exec_time_s": round(n.exec.exec_time_s, 1),
             "output": (n.exec.stdout_tail + "\n" + n.exec.stderr_tail).strip()[-OUTPUT_CHARS:],
             "final_info": n.exec.final_info, "plots": [f"{folder}/{p}" for p in n.exec.plots],
+            "change": n.change, "copied_from": n.copied_from, "plot_feedback": n.plot_feedback,
+            "plots_valid": n.plots_valid,
         })
     return {"summary": summary, "nodes": nodes}
 

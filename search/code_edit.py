@@ -7,6 +7,7 @@ exact source span, so comments and formatting survive and every result is still 
 from __future__ import annotations
 
 import ast
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ class Tunable:
 
 def find_tunables(code: str) -> dict[str, Tunable]:
     """Every literal hyperparameter in `code`, by name; argparse beats constant beats parameter on a clash."""
-    tree = ast.parse(code)
+    tree = _parse(code)
     found: dict[str, Tunable] = {}
     rank = {"argparse": 0, "constant": 1, "parameter": 2}
 
@@ -93,7 +94,7 @@ def set_values(code: str, values: dict[str, Scalar]) -> str:
         pos = end
     out.append(raw[pos:])
     new = b"".join(out).decode()
-    ast.parse(new)  # an edit must never break the program
+    _parse(new)  # an edit must never break the program
     return new
 
 
@@ -110,3 +111,13 @@ def _literal(expr: ast.expr) -> Scalar | None:
     except (ValueError, SyntaxError, TypeError):
         return None
     return value if isinstance(value, (int, float, bool, str)) else None
+
+
+# CPython 3.11/3.12 can fail with "SystemError: AST constructor recursion depth mismatch" when two threads
+# parse at once (gh-106905); proposals are written on a thread pool, so parsing goes one at a time.
+_PARSE_LOCK = threading.Lock()
+
+
+def _parse(code: str) -> ast.Module:
+    with _PARSE_LOCK:
+        return ast.parse(code)

@@ -59,7 +59,8 @@ class Journal:
 
     @property
     def good_nodes(self) -> list[Node]:
-        return [n for n in self._nodes.values() if n.is_buggy is False]
+        """Working candidates; seed re-runs are evaluations of a candidate, not candidates themselves."""
+        return [n for n in self._nodes.values() if n.is_buggy is False and n.operator != "seed"]
 
     @property
     def buggy_nodes(self) -> list[Node]:

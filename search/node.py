@@ -6,7 +6,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Operator = Literal["draft", "debug", "improve"]
+# copy: a stage's starting point, the previous stage's best node carried over (not run again);
+# seed: the stage's best node re-run with another random seed (an evaluation, never a candidate)
+Operator = Literal["draft", "debug", "improve", "copy", "seed"]
 
 
 @dataclass
@@ -46,6 +48,10 @@ class Node:
     is_buggy: bool | None = None  # None while not yet executed
     bug_reason: str = ""
     analysis: str = ""
+    change: str = ""  # the named change this node makes: a hyperparameter (tuning), an ablation, a seed
+    copied_from: str | None = None  # for a copy: the node it carries over from the previous stage
+    plot_feedback: str = ""  # the vision model's reading of the node's plots ("" when not critiqued)
+    plots_valid: bool | None = None  # its verdict; None when not critiqued
     exec: ExecResult = field(default_factory=ExecResult)
     created_at: float = field(default_factory=time.time)
     finished_at: float | None = None

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 from dataclasses import dataclass
 
 from search import code_edit
 from search.code_edit import Scalar
 from search.journal import Journal
 from search.node import Node
-from search.operators import Proposal
+from search.operators import NothingLeft, Proposal, StageBrief
 
 NAME = "offline (no model: hyperparameter mutation)"
 
@@ -68,7 +69,7 @@ class OfflineProposer:
     name = NAME
 
     def __init__(self, base_code: str, tunables: dict[str, TunableSpec], max_tries: int = 30,
-                 already_proposed: tuple[str, ...] = ()):
+                 already_proposed: tuple[str, ...] = (), ablations: dict[str, dict[str, Scalar]] | None = None):
         if not tunables:
             raise ValueError("the offline proposer needs at least one tunable hyperparameter; "
                              "declare `tunables` in the template's manifest.yaml")
@@ -79,17 +80,41 @@ class OfflineProposer:
                              "(argparse defaults, module constants or function defaults)")
         self.base_code = base_code
         self.tunables = tunables
+        self.ablations = dict(ablations or {})
         self.max_tries = max_tries
         # programs handed out that the journal may not hold yet (still running, or unfinished at a resume)
         self.proposed: set[str] = set(already_proposed)
+        # named changes handed out per stage: proposals are written in parallel from the same brief, so the
+        # brief's `taken` cannot know about a sibling written a moment ago
+        self._claimed: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
 
-    def draft(self, journal: Journal, rng: random.Random, target: Node | None = None) -> Proposal:
-        return self._mutate(self.base_code, journal, rng, "Draft: the template's experiment with")
+    def draft(self, journal: Journal, rng: random.Random, target: Node | None = None,
+              brief: StageBrief | None = None) -> Proposal:
+        return self._mutate(self.base_code, journal, rng, "Draft: the template's experiment with",
+                            sorted(self.tunables))
 
-    def improve(self, journal: Journal, node: Node, rng: random.Random, target: Node | None = None) -> Proposal:
-        return self._mutate(node.code, journal, rng, f"Improve node {node.step} ({node.id}):")
+    def improve(self, journal: Journal, node: Node, rng: random.Random, target: Node | None = None,
+                brief: StageBrief | None = None) -> Proposal:
+        kind = brief.change_kind if brief else None
+        if kind is None:
+            return self._mutate(node.code, journal, rng, f"Improve node {node.step} ({node.id}):",
+                                sorted(self.tunables))
+        with self._lock:
+            taken = brief.taken | {name for stage, name in self._claimed if stage == brief.name}
+            if kind == "ablation":
+                proposal = self._ablate(node, taken)
+            else:
+                present = code_edit.find_tunables(node.code)
+                names = [n for n in sorted(self.tunables) if n not in taken and n in present]
+                if not names:
+                    raise NothingLeft(f"every tunable hyperparameter has been tried once ({', '.join(sorted(taken))})")
+                proposal = self._mutate(node.code, journal, rng, f"Tune node {node.step} ({node.id}):", names)
+            self._claimed.add((brief.name, proposal.change))
+            return proposal
 
-    def debug(self, journal: Journal, node: Node, rng: random.Random, target: Node | None = None) -> Proposal:
+    def debug(self, journal: Journal, node: Node, rng: random.Random, target: Node | None = None,
+              brief: StageBrief | None = None) -> Proposal:
         ancestor = node
         while ancestor.parent_id is not None:
             ancestor = journal.get(ancestor.parent_id)
@@ -103,19 +128,34 @@ class OfflineProposer:
         self.proposed.add(proposal.code)
         return proposal
 
-    def _mutate(self, code: str, journal: Journal, rng: random.Random, prefix: str) -> Proposal:
-        """Change one tunable, preferring a program not already in the journal."""
+    def _ablate(self, node: Node, taken: frozenset[str]) -> Proposal:
+        """The next ablation switch of the manifest, in declared order, that this stage has not run."""
+        present = code_edit.find_tunables(node.code)
+        for name, settings in self.ablations.items():
+            if name in taken or not set(settings) <= set(present):
+                continue
+            what = ", ".join(f"{k} {present[k].value!r} -> {v!r}" for k, v in settings.items())
+            return self._give(Proposal(f"Ablation {name} of node {node.step}: {what}.",
+                                       code_edit.set_values(node.code, settings), name))
+        if not self.ablations:
+            raise NothingLeft("the template declares no ablation switches (manifest.yaml `ablations`)")
+        raise NothingLeft(f"every ablation switch of the template has been run ({', '.join(self.ablations)})")
+
+    def _mutate(self, code: str, journal: Journal, rng: random.Random, prefix: str,
+                names: list[str]) -> Proposal:
+        """Change one of the tunables `names`, preferring a program not already in the journal."""
         seen = {n.code for n in journal} | self.proposed
         current = code_edit.find_tunables(code)
-        new_code, plan = code, f"{prefix} no tunable could be changed."
-        for _ in range(self.max_tries):
-            name = rng.choice(sorted(self.tunables))
+        names = [n for n in names if n in current]
+        new_code, plan, changed = code, f"{prefix} no tunable could be changed.", ""
+        for _ in range(self.max_tries if names else 0):
+            name = rng.choice(names)
             old = current[name].value
             value = self.tunables[name].propose(old, rng)
             if value == old or (isinstance(value, float) and not math.isfinite(value)):
                 continue
             new_code = code_edit.set_values(code, {name: value})
-            plan = f"{prefix} change {name} from {old!r} to {value!r}."
+            plan, changed = f"{prefix} change {name} from {old!r} to {value!r}.", name
             if new_code not in seen:
                 break
-        return self._give(Proposal(plan, new_code))
+        return self._give(Proposal(plan, new_code, changed))

@@ -14,32 +14,58 @@ from search.policy import Action
 class Proposal:
     plan: str
     code: str
+    change: str = ""  # the named change (hyperparameter, ablation) when the stage asks for one
+
+
+@dataclass(frozen=True)
+class StageBrief:
+    """What the current stage asks of a proposer.
+
+    `change_kind` is "hyperparameter" or "ablation" when each improvement must make one named change not in
+    `taken`; `suggestions` are names the template declares (its tunables, its ablation switches); `notes` are
+    signals for the model (e.g. "scale up")."""
+
+    name: str = "initial"
+    goal: str = ""
+    change_kind: str | None = None
+    taken: frozenset[str] = frozenset()
+    suggestions: tuple[str, ...] = ()
+    notes: str = ""
+
+
+class NothingLeft(Exception):
+    """The proposer has no untried named change left for this stage: the stage is complete."""
 
 
 class Proposer(Protocol):
     """Writes programs. The offline proposer mutates hyperparameters; the LLM proposer asks a model.
 
-    `target` is the node being written (id, step, stage: for bookkeeping such as the cost ledger)."""
+    `target` is the node being written (id, step, stage: for bookkeeping such as the cost ledger); `brief` is
+    what the stage asks for (None: the plain search of stage 1)."""
 
     name: str
 
-    def draft(self, journal: Journal, rng: random.Random, target: Node | None = None) -> Proposal: ...
+    def draft(self, journal: Journal, rng: random.Random, target: Node | None = None,
+              brief: StageBrief | None = None) -> Proposal: ...
 
-    def debug(self, journal: Journal, node: Node, rng: random.Random, target: Node | None = None) -> Proposal: ...
+    def debug(self, journal: Journal, node: Node, rng: random.Random, target: Node | None = None,
+              brief: StageBrief | None = None) -> Proposal: ...
 
-    def improve(self, journal: Journal, node: Node, rng: random.Random, target: Node | None = None) -> Proposal:
-        ...
+    def improve(self, journal: Journal, node: Node, rng: random.Random, target: Node | None = None,
+                brief: StageBrief | None = None) -> Proposal: ...
 
 
 def propose(proposer: Proposer, journal: Journal, action: Action, rng: random.Random,
-            target: Node | None = None) -> Proposal:
+            target: Node | None = None, brief: StageBrief | None = None) -> Proposal:
     if action.operator == "draft":
-        return proposer.draft(journal, rng, target)
+        return proposer.draft(journal, rng, target, brief)
     assert action.parent_id is not None, f"{action.operator} needs a parent node"
     parent = journal.get(action.parent_id)
     if action.operator == "debug":
-        return proposer.debug(journal, parent, rng, target)
-    return proposer.improve(journal, parent, rng, target)
+        # a fix keeps the change it fixes: the name stays taken by this branch
+        proposal = proposer.debug(journal, parent, rng, target, brief)
+        return Proposal(proposal.plan, proposal.code, proposal.change or parent.change)
+    return proposer.improve(journal, parent, rng, target, brief)
 
 
 class BaselineFirst:
@@ -61,16 +87,19 @@ class BaselineFirst:
         class _Wrapped:
             name = proposer.name
 
-            def draft(self, journal: Journal, rng: random.Random, target: Node | None = None) -> Proposal:
+            def draft(self, journal: Journal, rng: random.Random, target: Node | None = None,
+                      brief: StageBrief | None = None) -> Proposal:
                 if outer.due(journal):
                     outer.proposed += (outer.base_code,)
                     return Proposal(outer.PLAN, outer.base_code)
-                return proposer.draft(journal, rng, target)
+                return proposer.draft(journal, rng, target, brief)
 
-            def debug(self, journal: Journal, node: Node, rng: random.Random, target: Node | None = None):
-                return proposer.debug(journal, node, rng, target)
+            def debug(self, journal: Journal, node: Node, rng: random.Random, target: Node | None = None,
+                      brief: StageBrief | None = None) -> Proposal:
+                return proposer.debug(journal, node, rng, target, brief)
 
-            def improve(self, journal: Journal, node: Node, rng: random.Random, target: Node | None = None):
-                return proposer.improve(journal, node, rng, target)
+            def improve(self, journal: Journal, node: Node, rng: random.Random, target: Node | None = None,
+                        brief: StageBrief | None = None) -> Proposal:
+                return proposer.improve(journal, node, rng, target, brief)
 
         return _Wrapped()

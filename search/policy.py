@@ -32,11 +32,12 @@ class Action:
 
 
 def select_action(journal: Journal, pending: Sequence[Node], cfg: PolicyConfig, spec: MetricSpec,
-                  rng: random.Random) -> Action:
+                  rng: random.Random, anchor: str | None = None) -> Action:
     """The next thing to try.
 
     `pending` are nodes already handed out but not finished; they count as drafts, block their parent from
-    being debugged twice, and mark their tree as being expanded.
+    being debugged twice, and mark their tree as being expanded. With `anchor` (a node id), every improvement
+    expands that node: the ablation stage varies its starting point, never an ablation of an ablation.
     """
     drafts = len(journal.drafts) + sum(1 for n in pending if n.parent_id is None)
     if drafts < cfg.num_drafts:
@@ -49,6 +50,8 @@ def select_action(journal: Journal, pending: Sequence[Node], cfg: PolicyConfig, 
     if not good:
         # nothing works and nothing can be debugged further: start a fresh tree
         return Action("draft")
+    if anchor is not None:
+        return Action("improve", anchor)
 
     busy_trees = {journal.root_of(n.parent_id) for n in pending if n.parent_id in journal}
     busy_trees |= {n.id for n in pending if n.parent_id is None}
@@ -59,10 +62,11 @@ def select_action(journal: Journal, pending: Sequence[Node], cfg: PolicyConfig, 
 
 
 def _debuggable(journal: Journal, pending: Sequence[Node], cfg: PolicyConfig) -> list[Node]:
-    """Buggy leaves (no finished or pending child) whose debug chain is still short enough."""
+    """Buggy leaves (no finished or pending child) whose debug chain is still short enough; a proposal that was
+    never run (no program, a repeated change) has nothing to debug."""
     pending_parents = {n.parent_id for n in pending}
     return [
         n for n in journal.buggy_nodes
-        if not journal.children(n.id) and n.id not in pending_parents
+        if not journal.children(n.id) and n.id not in pending_parents and n.exec.killed_reason != "proposal"
         and journal.debug_depth(n.id) < cfg.max_debug_depth
     ]

@@ -25,6 +25,12 @@ def v1_template(tmp_path: Path) -> Path:
     return dest
 
 
+def one_stage(max_nodes: int) -> list[str]:
+    """Overrides for a run of stage 1 only, to exactly `max_nodes` nodes (no early completion, no seeds)."""
+    return ["stages.run=[initial]", f"stages.initial.max_nodes={max_nodes}",
+            f"stages.initial.offline_max_nodes={max_nodes}", "stages.initial.run_to_budget=true", "stages.num_seeds=1"]
+
+
 def launch_cmd(*overrides: str) -> list[str]:
     return [sys.executable, "-m", "engine.launch", *overrides]
 

@@ -5,7 +5,7 @@ import textwrap
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import launch
+from tests.conftest import launch, one_stage
 
 
 def summary_of(run_dir):
@@ -14,7 +14,7 @@ def summary_of(run_dir):
 
 def test_v1_template_without_manifest_runs_unchanged(tmp_path, v1_template):
     run_dir = tmp_path / "run"
-    res = launch("+topic=template", f"topic.path={v1_template}", "search.max_nodes=10", "search.num_drafts=2",
+    res = launch("+topic=template", f"topic.path={v1_template}", *one_stage(10), "search.num_drafts=2",
                  f"hydra.run.dir={run_dir}")
     assert res.returncode == 0, res.stderr[-3000:]
     # no metric declared: the baseline's first metric, direction guessed from the name, with a warning
@@ -106,7 +106,7 @@ def test_misbehaving_nodes_are_stopped_recorded_and_the_search_goes_on(tmp_path,
         resources: {timeout_s: 8, memory_gb: 2}
     """))
     run_dir = tmp_path / "run"
-    res = launch("+topic=template", f"topic.path={v1_template}", "search.max_nodes=12", "search.num_drafts=1",
+    res = launch("+topic=template", f"topic.path={v1_template}", *one_stage(12), "search.num_drafts=1",
                  "search.debug_prob=0.3", "sandbox.max_procs=64", "sandbox.use_bwrap=always",
                  f"hydra.run.dir={run_dir}", timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -136,7 +136,7 @@ def test_killing_a_runner_process_costs_that_node_only(tmp_path, v1_template):
     code = (v1_template / "experiment.py").read_text().replace("SLEEP_S = 0.0", "SLEEP_S = 4.0")
     (v1_template / "experiment.py").write_text(code)
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen(launch_cmd("+topic=template", f"topic.path={v1_template}", "search.max_nodes=6",
+    proc = subprocess.Popen(launch_cmd("+topic=template", f"topic.path={v1_template}", *one_stage(6),
                                        "topic.metric=val_loss", "tracking=none", f"hydra.run.dir={run_dir}"),
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=os.environ | {"PYTHONUNBUFFERED": "1"})

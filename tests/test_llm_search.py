@@ -8,7 +8,7 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import REPO, launch_cmd
+from tests.conftest import REPO, launch_cmd, one_stage
 from tests.fake_llm_server import FakeLLMServer
 
 pytestmark = pytest.mark.slow
@@ -50,7 +50,8 @@ def test_search_through_an_openai_compatible_server_then_replay(tmp_path, v1_tem
     with FakeLLMServer(responder=scripted_model(code)) as server:
         res = run_engine("+topic=template", f"topic.path={v1_template}", "topic.metric=val_loss",
                          "topic.direction=minimize", f"model.base_url={server.base_url}", "model.name=fake-model",
-                         "model.prices.input=1.0", "model.prices.output=2.0", "search.max_nodes=5",
+                         "model.prices.input=1.0", "model.prices.output=2.0", *one_stage(5),
+                         "stages.tie_break_tolerance=0",
                          "search.num_drafts=2", f"hydra.run.dir={run1}")
         assert res.returncode == 0, res.stderr[-3000:]
         n_requests = len(server.requests)
@@ -113,7 +114,7 @@ def grokking_model():
 def test_grokking_smoke_main_job_driven_by_a_scripted_model(tmp_path):
     run_dir = tmp_path / "run"
     with FakeLLMServer(responder=grokking_model()) as server:
-        res = run_engine("+topic=grokking", "topic.profile=smoke", "search.max_nodes=4", "search.num_drafts=1",
+        res = run_engine("+topic=grokking", "topic.profile=smoke", *one_stage(4), "search.num_drafts=1",
                          "search.debug_prob=0", f"model.base_url={server.base_url}", "model.name=fake-coder",
                          "model.prices.input=0.5", "model.prices.output=1.5", f"hydra.run.dir={run_dir}")
     assert res.returncode == 0, res.stderr[-3000:]

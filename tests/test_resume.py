@@ -8,12 +8,12 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import REPO, launch, launch_cmd
+from tests.conftest import REPO, launch, launch_cmd, one_stage
 
 
 def start_run(template, run_dir, max_nodes):
     return subprocess.Popen(launch_cmd("+topic=template", f"topic.path={template}", "topic.metric=val_loss",
-                                       "topic.direction=minimize", f"search.max_nodes={max_nodes}",
+                                       "topic.direction=minimize", *one_stage(max_nodes),
                                        f"hydra.run.dir={run_dir}"),
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=os.environ | {"PYTHONUNBUFFERED": "1"})

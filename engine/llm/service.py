@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -144,9 +144,15 @@ class LLM:
         return self.call(role, req, ctx)
 
     def ask_code(self, role: str, system: str, messages: list[dict[str, Any]],
-                 ctx: CallContext = CallContext()) -> tuple[str, str]:
-        """(reply text, the program in it); re-asks with the problem when there is no compiling program."""
-        return self._with_reask(role, system, messages, ctx, lambda r: extract_code(r.text), tool=None)
+                 ctx: CallContext = CallContext(), check: Callable[[str], None] | None = None) -> tuple[str, str]:
+        """(reply text, the program in it); re-asks with the problem when there is no compiling program, or
+        when `check` (given the reply text) raises ParseError."""
+        def parse(r: Response) -> str:
+            if check is not None:
+                check(r.text)
+            return extract_code(r.text)
+
+        return self._with_reask(role, system, messages, ctx, parse, tool=None)
 
     def ask_json(self, role: str, system: str, messages: list[dict[str, Any]], tool: Tool,
                  ctx: CallContext = CallContext()) -> dict[str, Any]:

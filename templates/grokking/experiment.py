@@ -31,6 +31,7 @@ parser.add_argument("--batch_size", type=int, default=512)
 parser.add_argument("--num_steps", type=int, default=7500)
 parser.add_argument("--eval_every", type=int, default=100)
 parser.add_argument("--num_seeds", type=int, default=3)
+parser.add_argument("--seed_offset", type=int, default=0)  # seeds are seed_offset, seed_offset+1, ...
 
 
 def make_dataset(name: str, p: int) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -142,7 +143,8 @@ def main() -> None:
     final_info, curves = {}, {}
     start = time.time()
     for dataset in args.datasets.split(","):
-        results = [run(args, dataset, seed, device) for seed in range(args.num_seeds)]
+        seeds = range(args.seed_offset, args.seed_offset + args.num_seeds)
+        results = [run(args, dataset, seed, device) for seed in seeds]
         curves[dataset] = [r.pop("curve") for r in results]
         means, stderrs = {}, {}
         for key in results[0]:

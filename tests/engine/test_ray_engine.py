@@ -130,11 +130,15 @@ def test_node_past_its_timeout_is_killed_and_slot_reused(two_machines):
 
 def test_search_on_two_machines_needs_no_shared_paths(two_machines, tmp_path, v1_template):
     cfg = OmegaConf.load(REPO / "conf" / "config.yaml")
-    for group, name in (("search", "bfts"), ("cluster", "ray"), ("sandbox", "default"), ("tracking", "none")):
+    for group, name in (("search", "bfts"), ("stages", "default"), ("cluster", "ray"), ("sandbox", "default"),
+                        ("tracking", "none")):
         cfg[group] = OmegaConf.load(REPO / "conf" / group / f"{name}.yaml")
     cfg.topic = OmegaConf.load(REPO / "conf" / "topic" / "template.yaml")
     cfg.topic.path = str(v1_template)
-    cfg.search.max_nodes, cfg.cluster.slots, cfg.cluster.runner.num_cpus = 6, 4, 1
+    cfg.stages.run, cfg.stages.num_seeds = ["initial"], 1
+    cfg.stages.initial.max_nodes = cfg.stages.initial.offline_max_nodes = 6
+    cfg.stages.initial.run_to_budget = True
+    cfg.cluster.slots, cfg.cluster.runner.num_cpus = 4, 1
     cfg.cluster.address = two_machines.address
     del cfg["hydra"]
     exp = prepare(config_mod.build(OmegaConf.to_container(cfg, resolve=True)))
