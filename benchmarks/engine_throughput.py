@@ -77,13 +77,13 @@ class WorkloadProposer:
         self.next += 1
         return Proposal(f"sleep {d}s", SLEEP_PROGRAM.format(duration=d))
 
-    def draft(self, journal, rng, target=None):
+    def draft(self, journal, rng, target=None, brief=None):
         return self._give()
 
-    def debug(self, journal, node, rng, target=None):
+    def debug(self, journal, node, rng, target=None, brief=None):
         return self._give()
 
-    def improve(self, journal, node, rng, target=None):
+    def improve(self, journal, node, rng, target=None, brief=None):
         return self._give()
 
 

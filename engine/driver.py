@@ -124,8 +124,8 @@ class Driver:
         if block and self.proposing:  # at most 50 ms in all: enough for the offline proposer, short for a model
             wait(list(self.proposing), timeout=0.05, return_when=ALL_COMPLETED)
         for fut in list(self.proposing):
-            if not fut.done():
-                continue
+            if fut not in self.proposing or not fut.done():
+                continue  # still being written, or dropped by a stage that completed meanwhile
             node = self.proposing.pop(fut)
             try:
                 proposal: Proposal = fut.result()

@@ -19,6 +19,7 @@ from search.node import Node
 from search.operators import NothingLeft, Proposal, StageBrief
 
 NAME = "offline (no model: hyperparameter mutation)"
+SEED_NAMES = ("seed_offset", "seed", "random_seed")  # set by the multi-seed evaluation, never tuned
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ def specs_from_code(code: str) -> dict[str, TunableSpec]:
     """For a template without a manifest: every numeric constant and argparse default, varied by x0.5 / x2."""
     specs = {}
     for name, tun in code_edit.numeric_tunables(code).items():
+        if name.lower() in SEED_NAMES:
+            continue
         specs[name] = TunableSpec(name, log=True, integer=isinstance(tun.value, int))
     return specs
 

@@ -9,8 +9,9 @@ from scipy import stats
 
 from search import code_edit
 from search.metric import flatten_final_info
+from search.offline import SEED_NAMES  # looked for when the manifest names no seed parameter
 
-SEED_NAMES = ("seed_offset", "seed", "random_seed")  # looked for when the manifest names no seed parameter
+__all__ = ["SEED_NAMES", "aggregate", "mean_stderr", "seed_param", "seed_value", "seed_variants"]
 
 
 def seed_param(code: str, declared: str | None) -> str | None:

@@ -71,3 +71,48 @@ def test_resume_loses_nothing_and_reruns_nothing(tmp_path, v1_template, how):
 def test_resume_of_a_folder_that_is_not_a_run(tmp_path):
     res = launch("+topic=grokking", f"resume={tmp_path}")
     assert res.returncode == 2 and "no config.yaml there" in res.stderr
+
+
+def test_resume_in_a_later_stage_keeps_finished_stages(tmp_path, v1_template):
+    """Killed during stage 2 of a four-stage run: stage 1's record, copies and seed runs are kept; the run
+    continues stage 2 within its budget and finishes the rest."""
+    code = (v1_template / "experiment.py").read_text()
+    code = code.replace("SLEEP_S = 0.0", "SLEEP_S = 1.0").replace("NUM_UNITS = 8", "NUM_UNITS = 8\nSEED = 0")
+    (v1_template / "experiment.py").write_text(code)
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(launch_cmd("+topic=template", f"topic.path={v1_template}", "topic.metric=val_loss",
+                                       "topic.direction=minimize", "stages.tuning.run_to_budget=true",
+                                       "stages.num_seeds=2", f"hydra.run.dir={run_dir}"),
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=os.environ | {"PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 180
+    while not any(r["stage"] == "tuning" and r["operator"] == "improve" for r in
+                  (rows(run_dir).values() if (run_dir / "journal").is_dir() else [])):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() else "slow"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    initial_record = (run_dir / "stages" / "initial" / "summary.json").read_bytes()
+    assert not (run_dir / "stages" / "tuning" / "summary.json").exists()
+    before = rows(run_dir)
+
+    res = launch("+topic=template", f"topic.path={v1_template}", f"resume={run_dir}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    after = rows(run_dir)
+    assert all(after[i]["finished_at"] == r["finished_at"] for i, r in before.items())
+    assert (run_dir / "stages" / "initial" / "summary.json").read_bytes() == initial_record
+    assert "stage initial finished before the resume" in res.stderr
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert [st["name"] for st in s["stages"]] == ["initial", "tuning", "agenda", "ablations"]
+    per_stage = {}
+    for r in after.values():
+        per_stage.setdefault((r["stage"], r["operator"]), []).append(r)
+    assert all(len(per_stage[(st, "copy")]) == 1 for st in ("tuning", "agenda", "ablations"))
+    searched = per_stage[("tuning", "improve")] + per_stage.get(("tuning", "debug"), [])
+    assert len(searched) == 4  # the budget, over both processes: nothing re-run, nothing extra
+    assert len({r["change"] for r in per_stage[("tuning", "improve")]}) == len(per_stage[("tuning", "improve")])
+    assert sorted(r["step"] for r in after.values()) == sorted({r["step"] for r in after.values()})
+    # seeds: SEED is found in the v1 code and set to 1 for the second seed
+    assert json.loads((run_dir / "stages" / "tuning" / "summary.json").read_text())["seeds"]["seeds"] == [0, 1]
+    # no ablation switches in a v1 template: stage 4 says so instead of inventing any
+    assert "declares no ablation switches" in s["stages"][3]["why"]

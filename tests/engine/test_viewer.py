@@ -54,3 +54,31 @@ def test_tree_renders_and_a_node_opens_in_chromium(tmp_path):
     assert "Baseline &lt;/script&gt; &lt;b&gt;plan&lt;/b&gt;" in opened  # text is escaped, never markup
     assert "print('root')" in opened and f'src="{run.node_dir(root).name}' not in opened
     assert f'src="nodes/{run.node_dir(root).name}/acc.png"' in opened
+
+
+@needs_chromium
+def test_stages_show_how_they_ended_and_nodes_their_change_and_critique(tmp_path):
+    run, journal, summary, (root, child, bug) = make_run(tmp_path)
+    copy = Node(code=child.code, plan="Start of stage tuning.", operator="copy", stage="tuning", step=3, metric=0.8,
+                is_buggy=False, copied_from=child.id)
+    tuned = Node(code="print('tuned')\n", plan="Tune it.", operator="improve", stage="tuning", step=4,
+                 parent_id=copy.id, metric=0.9, is_buggy=False, change="learning_rate",
+                 plot_feedback="Curves fall smoothly.", plots_valid=True)
+    for n in (copy, tuned):
+        run.record(n, {})
+        journal.add(n)
+    summary["stages"] = [
+        {"name": "initial", "title": "Initial investigation", "nodes": 3, "best_value": 0.8, "seed_mean": 0.79,
+         "seed_stderr": 0.01, "completed": True, "why": "node 1 works"},
+        {"name": "tuning", "title": "Hyperparameter tuning", "nodes": 1, "best_value": 0.9, "seed_mean": None,
+         "seed_stderr": None, "completed": None, "why": "running"}]
+    page = write_viewer(run, journal, summary)
+    dom = dump_dom(page)
+    assert "Stage: Initial investigation" in dom and "complete: node 1 works" in dom
+    assert 'href="stages/initial/seeds.png"' in dom and "Stage: Hyperparameter tuning" in dom
+    assert "improve [learning_rate]" in dom
+    opened = dump_dom(page, f"#node={tuned.id}")
+    assert "Change: <b>learning_rate</b>" in opened and "Plot critique (valid)" in opened
+    assert "Curves fall smoothly." in opened
+    opened = dump_dom(page, f"#node={copy.id}")
+    assert f'href="#node={child.id}">#1</a>' in opened
