@@ -266,5 +266,6 @@ def tree_json(state: SearchState) -> dict[str, Any]:
         "nodes": [{"id": n.id, "step": n.step, "parent_id": n.parent_id, "operator": n.operator,
                    "stage": n.stage, "plan": n.plan, "metric": n.metric, "is_buggy": n.is_buggy,
                    "bug_reason": n.bug_reason, "exec_time_s": round(n.exec.exec_time_s, 2),
+                   "change": n.change, "copied_from": n.copied_from, "plots_valid": n.plots_valid,
                    "children": [c.id for c in state.journal.children(n.id)]} for n in state.journal],
     }

@@ -1,0 +1,109 @@
+"""The stage runner in process, with an instant executor: stage order, copies, seeds, records, tracking
+events, and the clear end of a run whose first stage finds no working node."""
+import json
+import re
+
+import pytest
+
+from engine.driver import SearchState
+from engine.node_exec import NodeJob, NodeOutcome
+from engine.rundir import RunDir
+from engine.sandbox import SandboxConfig
+from engine.stage_runner import StageContext, StageRunner
+from search.journal import Journal
+from search.metric import MetricSpec
+from search.node import ExecResult
+from search.offline import OfflineProposer, TunableSpec
+from search.operators import BaselineFirst
+from search.policy import PolicyConfig
+from stages.spec import STAGE_NAMES, StagesConfig, StageSettings
+
+SPEC = MetricSpec("m", "maximize")
+BASE = "VALUE = 1.0\nSEED = 0\nprint(VALUE, SEED)\n"
+
+
+class InstantExecutor:
+    """A program scores its VALUE (+ SEED / 100) at once; a negative VALUE fails."""
+
+    slots = 2
+
+    def __init__(self):
+        self.done = []
+
+    def submit(self, job: NodeJob) -> None:
+        value = float(re.search(r"VALUE = (\S+)", job.code).group(1))
+        seed = int(re.search(r"SEED = (\d+)", job.code).group(1))
+        result = ExecResult(exit_code=1, exc_type="ValueError", exc_message="negative") if value < 0 else \
+            ExecResult(exit_code=0, final_info={"g": {"means": {"m": value + seed / 100}}})
+        self.done.append(NodeOutcome(job.node_id, result))
+
+    def wait_any(self, timeout_s: float):
+        out, self.done = self.done, []
+        return out
+
+    def in_flight(self) -> int:
+        return len(self.done)
+
+    def shutdown(self) -> None:
+        pass
+
+
+class RecordingTracker:
+    def __init__(self):
+        self.events, self.nodes = [], []
+
+    def log_node(self, node, best):
+        self.nodes.append(node.step)
+
+    def log_event(self, name, data):
+        self.events.append((name, data))
+
+    def finish(self, summary):
+        pass
+
+
+def runner(tmp_path, base=BASE, values=(2.0, 3.0, 4.0), budget=3):
+    tracker = RecordingTracker()
+    offline = OfflineProposer(base, {"VALUE": TunableSpec("VALUE", values=values)},
+                              ablations={"zero": {"VALUE": 0.0}, "half": {"VALUE": 0.5}})
+    settings = {n: StageSettings(n, max_nodes=budget, offline_max_nodes=budget) for n in STAGE_NAMES}
+    ctx = StageContext(
+        run=RunDir(tmp_path), state=SearchState(Journal(), SPEC), proposer=BaselineFirst(base).wrap(offline),
+        reviewer=None, executor=InstantExecutor(),
+        make_job=lambda n: NodeJob(n.id, n.code, {}, SandboxConfig()), infer_spec=lambda n: SPEC,
+        on_finish=lambda node, outcome: None, tracker=tracker, policy=PolicyConfig(num_drafts=2, debug_prob=0.0),
+        stages=StagesConfig(STAGE_NAMES, settings, num_seeds=3), offline=True, critique=False, seed=0,
+        proposal_concurrency=1, timeout_s=100.0, tunables=("VALUE",), ablations=("zero", "half"), seed_param=None)
+    return StageRunner(ctx), ctx, tracker
+
+
+def test_four_stages_in_order_with_copies_seeds_and_events(tmp_path):
+    run, ctx, tracker = runner(tmp_path)
+    records = run.run([])
+    assert [r["name"] for r in records] == list(STAGE_NAMES)
+    assert [(name, data["stage"]) for name, data in tracker.events] == \
+        [(kind, s) for s in STAGE_NAMES for kind in ("stage_start", "stage_end")]
+    journal = ctx.state.journal
+    for prev, rec in zip(records, records[1:]):
+        copy = journal.get(rec["started_from"]["copy_id"])
+        assert copy.operator == "copy" and copy.copied_from == prev["best"]["node_id"] and copy.stage == rec["name"]
+    # seeds: SEED found in the code, the best node is the first seed, the others ran as seed nodes
+    seeds = records[0]["seeds"]
+    assert seeds["param"] == "SEED" and seeds["seeds"] == [0, 1, 2] and seeds["ok"] == 3
+    assert seeds["values"][1] - seeds["values"][0] == pytest.approx(0.01) and seeds["stderr"] > 0
+    assert (tmp_path / seeds["plot"]).read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((tmp_path / "stages" / "ablations" / "summary.json").read_text())["completed"] is True
+    ablations = [n for n in journal if n.stage == "ablations" and n.operator == "improve"]
+    assert sorted(n.change for n in ablations) == ["half", "zero"]
+    # seed runs are never a stage's best, and each stage's best beats or equals the one before on the metric
+    bests = [journal.get(r["best"]["node_id"]) for r in records]
+    assert all(b.operator != "seed" for b in bests)
+    assert [r["best_value"] for r in records] == sorted(r["best_value"] for r in records)
+
+
+def test_a_first_stage_without_a_working_node_ends_the_run_with_the_causes(tmp_path):
+    run, ctx, tracker = runner(tmp_path, base="VALUE = -1.0\nSEED = 0\n", values=(-2.0, -3.0), budget=3)
+    records = run.run([])
+    assert len(records) == 1 and records[0]["best"] is None and records[0]["completed"] is False
+    assert records[0]["why"].startswith("no working node in 3 tries") and "3 x ValueError" in records[0]["why"]
+    assert not (tmp_path / "stages" / "tuning").exists()
