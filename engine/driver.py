@@ -47,6 +47,7 @@ class Driver:
         self.run, self.state, self.proposer, self.policy = run, state, proposer, policy
         self.brief, self.should_stop, self.anchor = brief, should_stop, anchor
         self.stop_reason: str | None = None  # set when the stage is complete before its budget
+        self.stopped_by_rule = False  # the stage's completion rule ended it (not an exhausted proposer)
         self.executor, self.make_job, self.max_nodes, self.stage = executor, make_job, max_nodes, stage
         self.rng, self.infer_spec = rng, infer_spec
         self.on_finish = on_finish or (lambda node, outcome: None)
@@ -107,7 +108,9 @@ class Driver:
 
     def _check_stop(self) -> None:
         if self.stop_reason is None and self.should_stop is not None:
-            self._stop(self.should_stop(self.state.journal))
+            reason = self.should_stop(self.state.journal)
+            self.stopped_by_rule = reason is not None
+            self._stop(reason)
 
     def _stop(self, reason: str | None) -> None:
         """The stage is complete: write no new programs; running nodes finish and are kept."""

@@ -129,7 +129,8 @@ class StageRunner:
 
         best, tie_break = self._choose_best(view, spec, name)
         ran = [n for n in view if n.operator != "copy"]
-        completed, why = self._verdict(settings, driver.stop_reason, view, start, budget, len(ran))
+        completed, why = self._verdict(settings, driver.stop_reason, driver.stopped_by_rule, view, start, budget,
+                                       len(ran))
         self.current |= {"nodes": len(ran), "best_value": best.metric if best else None, "why": why}
         seed_info = self._seeds(settings, best, [n for n in unfinished if n.operator == "seed"]) if best else \
             {"skipped": "no working node to evaluate"}
@@ -197,8 +198,8 @@ class StageRunner:
         log.info("stage %s: %s", stage, why)
         return chosen, why
 
-    def _verdict(self, settings: StageSettings, stop: str | None, view: Journal, start: Node | None,
-                 budget: int, ran: int) -> tuple[bool, str]:
+    def _verdict(self, settings: StageSettings, stop: str | None, by_rule: bool, view: Journal,
+                 start: Node | None, budget: int, ran: int) -> tuple[bool, str]:
         """(completed, why): stages 1 and 2 are complete when their goal is met; 3 and 4 when they ran their course."""
         spec = self.ctx.state.spec
         if settings.name == "initial" and view.best_node(spec) is None:
@@ -209,7 +210,7 @@ class StageRunner:
             if goal is None:
                 return False, f"{why}; no node beat the starting node" + (
                     " with curves judged stable" if self.ctx.critique else "")
-            return True, stop if stop == goal else f"{why}; {goal}"
+            return True, goal if by_rule else f"{why}; {goal}"  # the rule's words, about the final best
         return True, why
 
     def _copy(self, previous: Node, settings: StageSettings) -> Node:

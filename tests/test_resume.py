@@ -82,6 +82,7 @@ def test_resume_in_a_later_stage_keeps_finished_stages(tmp_path, v1_template):
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(launch_cmd("+topic=template", f"topic.path={v1_template}", "topic.metric=val_loss",
                                        "topic.direction=minimize", "stages.tuning.run_to_budget=true",
+                                       "stages.tuning.offline_max_nodes=4",
                                        "stages.num_seeds=2", f"hydra.run.dir={run_dir}"),
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=os.environ | {"PYTHONUNBUFFERED": "1"})
