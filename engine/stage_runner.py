@@ -267,10 +267,13 @@ class StageRunner:
         ok = [(v, n) for v, n in members if not n.is_buggy and n.exec.final_info is not None]
         failed = [f"{param}={v}: {n.bug_reason[:200]}" for v, n in members if n.is_buggy]
         mean, stderr = seeds.mean_stderr([n.metric for _, n in ok])
-        per_seed = [flatten_final_info(n.exec.final_info) for _, n in ok]
-        aggregate = seeds.aggregate([n.exec.final_info for _, n in ok])
+        # the primary metric (as the stage compares nodes) first, then every metric of final_info.json
+        primary = f"{spec.name} (primary, {spec.direction})"
+        per_seed = [{primary: n.metric, **flatten_final_info(n.exec.final_info)} for _, n in ok]
+        aggregate = {primary: {"mean": mean, "stderr": stderr, "n": len(ok)},
+                     **seeds.aggregate([n.exec.final_info for _, n in ok])}
         folder = ctx.run.path / "stages" / settings.name
-        table = pa.Table.from_pylist([{"seed": v, "node_id": n.id, "step": n.step, spec.name: n.metric, **row}
+        table = pa.Table.from_pylist([{"seed": v, "node_id": n.id, "step": n.step, **row}
                                       for (v, n), row in zip(ok, per_seed)])
         folder.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, folder / "seeds.parquet")
