@@ -11,7 +11,7 @@ from engine.llm.models import ModelSpec, resolve_roles
 from engine.llm.service import LLMSettings
 from engine.tracking import TrackingConfig
 from search.policy import PolicyConfig
-from stages.spec import StagesConfig, StageSettings
+from stages.spec import STAGE_NAMES, StagesConfig, StageSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -119,6 +119,8 @@ def _stages(raw: dict[str, Any]) -> StagesConfig:
         run = [run]
     settings = {}
     for name in run or ():
+        if name not in STAGE_NAMES:
+            raise ValueError(f"stages.run: unknown stage {name!r}; stages, in order: {', '.join(STAGE_NAMES)}")
         st = raw.get(name)
         if not isinstance(st, dict):
             raise ValueError(f"stages.{name}: missing (max_nodes, offline_max_nodes)")

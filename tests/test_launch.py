@@ -58,6 +58,10 @@ def test_misspelled_key_is_rejected_by_hydra(tmp_path):
     ("cluster.slots=0", "cluster.slots and cluster.threads_per_node must be >= 1"),
     ("topic.profile=huge", "no profile 'huge'"),
     ("topic.path=/nonexistent/folder", "not a folder"),
+    ("stages.run=[initial,tunning]", "unknown stage 'tunning'; stages, in order: initial, tuning"),
+    ("stages.run=[initial,agenda]", "stages.run must be a prefix of"),
+    ("stages.num_seeds=0", "stages.num_seeds must be >= 1"),
+    ("stages.tuning.max_nodes=0", "stages.tuning.max_nodes and offline_max_nodes must be >= 1"),
 ])
 def test_bad_values_give_one_clear_line(tmp_path, override, message):
     res = launch("+topic=grokking", override, f"hydra.run.dir={tmp_path / 'r'}")
