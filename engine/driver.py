@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
+from engine import interrupt
 from engine.errors import EngineError
 from engine.executor import Executor
 from engine.node_exec import NodeJob, NodeOutcome
@@ -71,6 +72,7 @@ class Driver:
                 self._submit(node)
             self._check_stop()
             while self.pending or (self.stop_reason is None and len(self.state.journal) < self.max_nodes):
+                interrupt.check()
                 self._fill_slots()
                 self._take_proposals()
                 self._take_reviews()

@@ -228,6 +228,7 @@ def make_summary(exp: Experiment, state: SearchState, wall_s: float, status: str
                  proposer: str) -> dict:
     j, spec = state.journal, state.spec
     best = j.best_node(spec) if spec else None
+    searched = [n for n in j if n.operator not in ("copy", "seed")]
     baseline, source = None, None
     if exp.template.baseline_final_info is not None and spec is not None:
         try:
@@ -254,7 +255,11 @@ def make_summary(exp: Experiment, state: SearchState, wall_s: float, status: str
         "best": None if best is None else {"node_id": best.id, "step": best.step, "value": best.metric,
                                            "stage": best.stage, "plan": best.plan},
         "improvement_over_baseline": improvement,
-        "nodes": {"total": len(j), "good": len(j.good_nodes), "buggy": len(j.buggy_nodes)},
+        # the programs the search wrote and ran; a stage's starting copies and the seed re-runs are counted apart
+        "nodes": {"total": len(searched), "good": sum(1 for n in searched if n.is_buggy is False),
+                  "buggy": sum(1 for n in searched if n.is_buggy),
+                  "copies": sum(1 for n in j if n.operator == "copy"),
+                  "seed_runs": sum(1 for n in j if n.operator == "seed")},
         "wall_time_s": round(wall_s, 1),
     }
 

@@ -13,6 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from engine import config as config_mod
+from engine import interrupt
 from engine.errors import EngineError
 from engine.experiments import prepare, run_search
 from engine.llm.ledger import Ledger
@@ -62,6 +63,7 @@ def load_replayed_config(cfg: DictConfig) -> dict[str, Any]:
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
+    interrupt.install()
     run_dir = Path(HydraConfig.get().runtime.output_dir).resolve()
     saved = run_dir / "config.yaml"
     if cfg.model.get("name") == "replay" and not cfg.get("resume"):

@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from engine import interrupt
 from engine.driver import Driver, SearchState
 from engine.executor import Executor
 from engine.node_exec import NodeJob, NodeOutcome
@@ -294,6 +295,7 @@ class StageRunner:
         """Run `nodes` on the executor's slots, recording each as it finishes."""
         ctx, queue, running = self.ctx, list(nodes), {}
         while queue or running:
+            interrupt.check()
             while queue and len(running) < ctx.executor.slots:
                 node = queue.pop(0)
                 ctx.run.add_pending(node)

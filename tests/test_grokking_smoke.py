@@ -45,6 +45,8 @@ def test_grokking_smoke_walks_all_four_stages(tmp_path):
     assert {r["parent_id"] for r in ablations} == {records["ablations"]["started_from"]["copy_id"]}
     assert "every ablation switch" in records["ablations"]["why"] and records["ablations"]["completed"]
     assert records["agenda"]["nodes"] == 2
+    assert s["nodes"]["total"] == sum(st["nodes"] for st in s["stages"]) and s["nodes"]["copies"] == 3
+    assert s["nodes"]["seed_runs"] == len({i for rec in records.values() for i in rec["seeds"]["node_ids"][1:]})
 
     # multi-seed evaluation after each stage: three seeds of the best node, aggregated, with a figure
     for name, rec in records.items():

@@ -119,7 +119,8 @@ def test_grokking_smoke_main_job_driven_by_a_scripted_model(tmp_path):
                          "model.prices.input=0.5", "model.prices.output=1.5", f"hydra.run.dir={run_dir}")
     assert res.returncode == 0, res.stderr[-3000:]
     s = json.loads((run_dir / "summary.json").read_text())
-    assert s["proposer"] == "llm (fake-coder)" and s["nodes"] == {"total": 4, "good": 4, "buggy": 0}
+    assert s["proposer"] == "llm (fake-coder)"
+    assert s["nodes"] == {"total": 4, "good": 4, "buggy": 0, "copies": 0, "seed_runs": 0}
     rows = sorted(pq.read_table(run_dir / "journal").to_pylist(), key=lambda r: r["step"])
     rates = [float(re.search(r'"--learning_rate", type=float, default=([0-9.e-]+)', r["code"]).group(1))
              for r in rows]

@@ -145,7 +145,7 @@ def test_search_on_two_machines_needs_no_shared_paths(two_machines, tmp_path, v1
     # from here on the template exists only as bytes in the driver: runners cannot read it from disk
     shutil.rmtree(v1_template)
     summary = run_search(exp, tmp_path / "run", {"Name": "toy"}, NullTracker())
-    assert summary["nodes"] == {"total": 6, "good": 6, "buggy": 0}
+    assert summary["nodes"] == {"total": 6, "good": 6, "buggy": 0, "copies": 0, "seed_runs": 0}
     nodes = RunDir(tmp_path / "run").load_nodes()
     ray_nodes = {n.analysis.split("Ray node ")[1].split(")")[0] for n in nodes}
     assert len(ray_nodes) == 2, "runners on both machines ran nodes"
