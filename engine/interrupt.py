@@ -14,13 +14,18 @@ _requested = threading.Event()
 
 def install() -> None:
     """Route SIGINT through the flag (call from the main thread, once per process)."""
-    _requested.clear()
+    reset()
 
     def handler(signum: int, frame: object) -> None:
         _requested.set()
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, handler)
+
+
+def reset() -> None:
+    """Forget a SIGINT that was seen (a new run in the same process starts clean)."""
+    _requested.clear()
 
 
 def check() -> None:
