@@ -4,40 +4,17 @@ import random
 import threading
 
 from engine.driver import Driver, SearchState
-from engine.node_exec import NodeJob, NodeOutcome
+from engine.node_exec import NodeJob
 from engine.rundir import RunDir
 from engine.sandbox import SandboxConfig
 from search.journal import Journal
 from search.metric import MetricSpec
-from search.node import ExecResult, Node
+from search.node import Node
 from search.operators import NothingLeft, Proposal, StageBrief
 from search.policy import PolicyConfig
+from tests.engine.instant import InstantExecutor
 
 SPEC = MetricSpec("m", "maximize")
-
-
-class InstantExecutor:
-    """Runs nothing: a program `VALUE = x` scores x at once."""
-
-    slots = 2
-
-    def __init__(self):
-        self.done, self.submitted = [], []
-
-    def submit(self, job: NodeJob) -> None:
-        self.submitted.append(job.code)
-        value = float(job.code.split("=")[1])
-        self.done.append(NodeOutcome(job.node_id, ExecResult(exit_code=0, final_info={"g": {"means": {"m": value}}})))
-
-    def wait_any(self, timeout_s: float) -> list[NodeOutcome]:
-        out, self.done = self.done, []
-        return out
-
-    def in_flight(self) -> int:
-        return len(self.done)
-
-    def shutdown(self) -> None:
-        pass
 
 
 class ScriptedProposer:

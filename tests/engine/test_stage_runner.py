@@ -1,51 +1,24 @@
 """The stage runner in process, with an instant executor: stage order, copies, seeds, records, tracking
 events, and the clear end of a run whose first stage finds no working node."""
 import json
-import re
 
 import pytest
 
 from engine.driver import SearchState
-from engine.node_exec import NodeJob, NodeOutcome
+from engine.node_exec import NodeJob
 from engine.rundir import RunDir
 from engine.sandbox import SandboxConfig
 from engine.stage_runner import StageContext, StageRunner
 from search.journal import Journal
 from search.metric import MetricSpec
-from search.node import ExecResult
 from search.offline import OfflineProposer, TunableSpec
 from search.operators import BaselineFirst
 from search.policy import PolicyConfig
 from stages.spec import STAGE_NAMES, StagesConfig, StageSettings
+from tests.engine.instant import InstantExecutor
 
 SPEC = MetricSpec("m", "maximize")
 BASE = "VALUE = 1.0\nSEED = 0\nprint(VALUE, SEED)\n"
-
-
-class InstantExecutor:
-    """A program scores its VALUE (+ SEED / 100) at once; a negative VALUE fails."""
-
-    slots = 2
-
-    def __init__(self):
-        self.done = []
-
-    def submit(self, job: NodeJob) -> None:
-        value = float(re.search(r"VALUE = (\S+)", job.code).group(1))
-        seed = int(re.search(r"SEED = (\d+)", job.code).group(1))
-        result = ExecResult(exit_code=1, exc_type="ValueError", exc_message="negative") if value < 0 else \
-            ExecResult(exit_code=0, final_info={"g": {"means": {"m": value + seed / 100}}})
-        self.done.append(NodeOutcome(job.node_id, result))
-
-    def wait_any(self, timeout_s: float):
-        out, self.done = self.done, []
-        return out
-
-    def in_flight(self) -> int:
-        return len(self.done)
-
-    def shutdown(self) -> None:
-        pass
 
 
 class RecordingTracker:
