@@ -125,12 +125,12 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
                               f"{node.exec.stderr_tail[-2000:]}")
         return _first_metric(node.exec.final_info, cfg, "the baseline run")
 
-    stages_fn = list  # the stage rows, once the runner exists
+    runner: StageRunner | None = None  # made once the executor is up; the status files list its stages
 
     def write_status(status: str) -> dict[str, Any]:
         summary = make_summary(exp, state, prior_wall + time.monotonic() - started, status, str(run_dir),
                                proposer.name)
-        summary["stages"] = stages_fn()
+        summary["stages"] = runner.summary_rows() if runner else []
         summary |= cost_summary(llm.ledger.rows() if llm and llm.ledger else [])
         write_json(run_dir / "summary.json", summary)
         write_json(run_dir / "tree.json", tree_json(state))
@@ -155,7 +155,6 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
         ablations=tuple(manifest.ablations) if manifest else (), seed_param=manifest.seed_param if manifest else None,
         select=LLMSelector(llm) if llm is not None and llm.has("select") else None)
     runner = StageRunner(stage_ctx)
-    stages_fn = runner.summary_rows
     log.info("searching with the %s proposer: stages %s, %d slots, primary metric %s", proposer.name,
              ", ".join(f"{n} ({cfg.stages.settings[n].budget(llm is None)} nodes)" for n in cfg.stages.run),
              cfg.cluster.slots, f"{spec.name} ({spec.direction})" if spec else "from the baseline")
