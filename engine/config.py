@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.cluster import ClusterConfig
 from engine.errors import EngineError
@@ -13,16 +13,24 @@ from engine.tracking import TrackingConfig
 from search.policy import PolicyConfig
 from stages.spec import STAGE_NAMES, StagesConfig, StageSettings
 
+if TYPE_CHECKING:  # the phases' settings live in their packages, which import this module
+    from engine.ideas.config import IdeasConfig
+    from engine.literature.config import LiteratureConfig
+    from engine.review.config import ReviewConfig
+    from engine.writeup.config import WriteupConfig
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
+PHASES = ("ideas", "experiments", "writeup", "review")  # the pipeline's phases, in their only order
 
 
 @dataclass(frozen=True)
 class TopicConfig:
     name: str
-    path: Path
+    path: Path | None  # the template folder; None: a topic file without a template (template-free)
     profile: str | None
     metric: str | None
     direction: str | None
+    file: Path | None = None  # a v2 topic file (# Title, ## Keywords, ## TL;DR, ## Abstract)
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,12 @@ class RunConfig:
     llm: LLMSettings
     roles: dict[str, ModelSpec]  # empty: no model configured
     replay_run: Path | None
+    phases: tuple[str, ...]
+    redo: tuple[str, ...]
+    ideas: IdeasConfig
+    literature: LiteratureConfig
+    writeup: WriteupConfig
+    review: ReviewConfig
 
 
 def resolve_path(path: str, base: Path | None = None) -> Path:
@@ -64,12 +78,22 @@ def resolve_path(path: str, base: Path | None = None) -> Path:
 
 def build(cfg: dict[str, Any], launch_dir: Path | None = None) -> RunConfig:
     """RunConfig from the resolved config (a plain dict); EngineError naming the key on a bad value."""
+    from engine.ideas.config import IdeasConfig
+    from engine.literature.config import LiteratureConfig
+    from engine.review.config import ReviewConfig
+    from engine.writeup.config import WriteupConfig
+
     if "topic" not in cfg or cfg["topic"] is None:
         raise EngineError("no topic given: add +topic=grokking, or +topic=template topic.path=/abs/path")
     t, s, c, x, w = cfg["topic"], cfg["search"], cfg["cluster"], cfg["sandbox"], cfg["tracking"]
     try:
-        topic = TopicConfig(str(t["name"]), resolve_path(str(t["path"]), launch_dir), t.get("profile"),
-                            t.get("metric"), t.get("direction"))
+        topic_file = resolve_path(str(t["file"]), launch_dir) if t.get("file") else None
+        if topic_file is not None and not topic_file.is_file():
+            raise ValueError(f"topic.file={t['file']}: no such file")
+        if t.get("path") is None and topic_file is None:
+            raise ValueError("the topic has neither a template (topic.path) nor a topic file (topic.file)")
+        topic = TopicConfig(str(t["name"]), resolve_path(str(t["path"]), launch_dir) if t.get("path") else None,
+                            t.get("profile"), t.get("metric"), t.get("direction"), topic_file)
         if topic.direction not in (None, "maximize", "minimize"):
             raise ValueError(f"topic.direction must be maximize or minimize, got {topic.direction!r}")
         policy = PolicyConfig(int(s["num_drafts"]), float(s["debug_prob"]), int(s["max_debug_depth"]))
@@ -105,8 +129,13 @@ def build(cfg: dict[str, Any], launch_dir: Path | None = None) -> RunConfig:
                                   float(x["max_artifact_mb"]))
         if sandbox.use_bwrap not in ("auto", "always", "never"):
             raise ValueError(f"sandbox.use_bwrap must be auto, always or never, got {sandbox.use_bwrap!r}")
+        p = cfg["pipeline"]
+        phases, redo = _phase_list(p["phases"], "pipeline.phases"), _phase_list(p.get("redo") or [], "pipeline.redo")
+        i = cfg["ideas"]
+        ideas = IdeasConfig.from_dict(i, resolve_path(str(i["load"]), launch_dir) if i.get("load") else None)
         return RunConfig(topic, policy, stages, cluster, sandbox, tracking, proposer, int(cfg["seed"]), llm, roles,
-                         replay_run)
+                         replay_run, phases, redo, ideas, LiteratureConfig.from_dict(cfg["literature"]),
+                         WriteupConfig.from_dict(cfg["writeup"]), ReviewConfig.from_dict(cfg["review"]))
     except KeyError as e:
         raise EngineError(f"missing config value: {e.args[0]}") from None
     except (TypeError, ValueError) as e:
@@ -129,6 +158,14 @@ def _stages(raw: dict[str, Any]) -> StagesConfig:
     return StagesConfig(tuple(str(n) for n in run or ()), settings, int(raw["num_seeds"]),
                         int(raw["critique_max_plots"]), float(raw["scale_up_fraction"]),
                         float(raw["tie_break_tolerance"]))
+
+
+def _phase_list(raw: Any, key: str) -> tuple[str, ...]:
+    names = [raw] if isinstance(raw, str) else list(raw)
+    unknown = [n for n in names if n not in PHASES]
+    if unknown:
+        raise ValueError(f"{key}: unknown phase {unknown[0]!r}; phases, in order: {', '.join(PHASES)}")
+    return tuple(n for n in PHASES if n in names)  # always in pipeline order
 
 
 def _opt_float(value: Any) -> float | None:

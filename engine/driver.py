@@ -40,7 +40,7 @@ class SearchState:
 class Driver:
     def __init__(self, run: RunDir, state: SearchState, proposer: Proposer, policy: PolicyConfig,
                  executor: Executor, make_job: Callable[[Node], NodeJob], max_nodes: int, stage: str,
-                 rng: random.Random, infer_spec: Callable[[Node], MetricSpec] | None = None,
+                 rng: random.Random, infer_spec: Callable[[Node], MetricSpec | None] | None = None,
                  on_finish: Callable[[Node, NodeOutcome], None] | None = None, proposal_concurrency: int = 1,
                  reviewer: Callable[[Node, NodeOutcome], tuple[bool, str]] | None = None,
                  brief: Callable[[Journal, list[Node]], StageBrief] | None = None,
@@ -88,9 +88,9 @@ class Driver:
             self.proposals.shutdown(wait=False, cancel_futures=True)
 
     def _capacity(self) -> int:
-        # until the baseline has told which metric to use, it runs alone
+        # until the baseline (template-free: the first working draft) has told which metric to use, it runs alone
         if self.state.spec is None:
-            return 0 if self.state.journal or self.pending else 1
+            return 0 if self.pending else 1
         return self.executor.slots
 
     def _fill_slots(self) -> None:
@@ -178,9 +178,9 @@ class Driver:
         if self.state.spec is None:
             assert self.infer_spec is not None
             node.exec = outcome.result
-            self.state.spec = self.infer_spec(node)
+            self.state.spec = self.infer_spec(node)  # None: template-free and no working program yet
         node.finished_at = time.time()
-        judge(node, outcome.result, self.state.spec)
+        judge(node, outcome.result, self.state.spec or MetricSpec("unknown"))
         node.analysis = _analysis(node, outcome, self.state.spec)
         if self.reviewer is None:
             self._record(node, outcome)
@@ -205,6 +205,7 @@ class Driver:
     def _record(self, node: Node, outcome: NodeOutcome) -> None:
         if node.is_buggy is None and self.state.spec is None and self.infer_spec is not None:
             self.infer_spec(node)  # the baseline could not even be proposed: this raises with the reason
+            # (template-free, it returns None: the next draft is tried)
         if node.is_buggy is None:  # never ran (its proposal failed)
             node.finished_at = time.time()
             judge(node, outcome.result, self.state.spec or MetricSpec("unknown"))

@@ -17,20 +17,23 @@ from engine.llm.ledger import cost_summary
 from engine.llm.service import LLM
 from engine.llm_proposer import Context, LLMProposer, LLMReviewer, LLMSelector
 from engine.node_exec import NodeJob, NodeOutcome
+from engine.phase import PhaseContext
 from engine.plot_critique import PlotCritic, vision_unavailable
-from engine.rundir import RunDir, write_json
+from engine.rundir import RunDir, read_json, write_json
 from engine.sandbox import SandboxConfig, bwrap_path
 from engine.stage_runner import StageContext, StageRunner
-from engine.template import Template, load_template
+from engine.template import Template, load_template, template_free
 from engine.tracking import Tracker
 from engine.viewer import write_viewer
 from search.journal import Journal
 from search.metric import MetricSpec, guess_direction, metric_names
 from search.node import Node
+from search.offline import NAME as OFFLINE_NAME
 from search.offline import OfflineProposer, specs_from_code
 from search.operators import BaselineFirst
 
 log = logging.getLogger(__name__)
+PIPELINE_KEYS = ("phases", "idea", "paper", "review")
 
 
 @dataclass
@@ -47,7 +50,14 @@ class Experiment:
 
 
 def prepare(cfg: RunConfig) -> Experiment:
-    template = load_template(cfg.topic.path)
+    if cfg.topic.path is None:  # a topic file without a template
+        assert cfg.topic.file is not None
+        template = template_free(cfg.topic.file)
+        if cfg.proposer == "offline":
+            raise EngineError(f"topic file {cfg.topic.file} has no template: a model must draft the first program "
+                              "(model=<name>, or model.base_url=URL model.name=NAME)")
+    else:
+        template = load_template(cfg.topic.path)
     manifest = template.manifest
     profile = cfg.topic.profile or (manifest.default_profile if manifest else None)
     if profile is not None and manifest is None:
@@ -63,7 +73,29 @@ def prepare(cfg: RunConfig) -> Experiment:
         max_procs=cfg.sandbox.max_procs, max_file_gb=cfg.sandbox.max_file_gb,
         threads=cfg.cluster.threads_per_node)
     bwrap_path(sandbox)  # warn (or refuse, with use_bwrap=always) before any work
-    return Experiment(cfg, template, profile, base_code, spec, sandbox, template.support_files())
+    support = template.support_files() if template.experiment_code else {}
+    return Experiment(cfg, template, profile, base_code, spec, sandbox, support)
+
+
+def run_phase(ctx: PhaseContext) -> dict[str, Any]:
+    """The experiment phase: the four-stage tree search on the idea the ideas phase chose (idea.json)."""
+    exp = prepare(ctx.cfg)
+    idea = read_json(ctx.run_dir / "idea.json")
+    if idea is None:  # the ideas phase did not run (pipeline.phases=[experiments] on a fresh run directory)
+        idea = seed_idea(exp.template, ctx.cfg.proposer)
+    summary = run_search(exp, ctx.run_dir, idea, ctx.tracker, ctx.llm)
+    best = summary.get("best") or {}
+    return {"summary": "summary.json", "tree": "tree.json", "best_node": best.get("node_id"),
+            "best_value": best.get("value"), "primary_metric": summary["primary_metric"],
+            "nodes": summary["nodes"]["total"], "stages": [r["name"] for r in summary.get("stages", [])]}
+
+
+def seed_idea(template: Template, proposer: str) -> dict[str, Any]:
+    """Without the ideas phase the run tests the template's first seed idea as written."""
+    base = dict(template.seed_ideas[0]) if template.seed_ideas else {
+        "Name": template.name, "Title": template.name, "Experiment": template.prompt["task_description"]}
+    who = OFFLINE_NAME if proposer == "offline" else "no ideas phase"
+    return base | {"generated_by": f"{who}: the template's first seed idea"}
 
 
 def _metric_spec(cfg: RunConfig, template: Template) -> MetricSpec | None:
@@ -118,7 +150,10 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
                        plot_timeout_s=cfg.sandbox.plot_timeout_s, max_artifact_mb=cfg.sandbox.max_artifact_mb,
                        scratch_root=cfg.cluster.scratch_dir)
 
-    def infer(node: Node) -> MetricSpec:
+    def infer(node: Node) -> MetricSpec | None:
+        if node.exec.final_info is None and not exp.base_code:
+            log.info("no working program yet (template-free): the primary metric comes from the first one")
+            return None
         if node.exec.final_info is None:
             raise EngineError("the baseline (the template's experiment.py, unchanged) failed, so no metric "
                               f"can be chosen: {node.exec.exc_type}: {node.exec.exc_message}\n"
@@ -132,6 +167,8 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
                                proposer.name)
         summary["stages"] = runner.summary_rows() if runner else []
         summary |= cost_summary(llm.ledger.rows() if llm and llm.ledger else [])
+        # the pipeline's keys (phases, idea, paper, review) stay as the pipeline wrote them
+        summary = {k: v for k, v in (_read_summary(run_dir) or {}).items() if k in PIPELINE_KEYS} | summary
         write_json(run_dir / "summary.json", summary)
         write_json(run_dir / "tree.json", tree_json(state))
         write_viewer(run, state.journal, summary)
@@ -184,6 +221,8 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
 def _proposer(exp: Experiment, llm: LLM | None, state: SearchState, idea: dict[str, Any], unfinished: list[Node]):
     """The offline proposer, or the model's operators with their feedback reviewer."""
     base_first = BaselineFirst(exp.base_code, already_proposed=tuple(n.code for n in unfinished))
+    if not exp.base_code:  # template-free: there is no baseline program, the model's first draft starts
+        base_first.proposed += ("",)
     if llm is None:
         tunables = exp.template.manifest.tunables if exp.template.manifest and exp.template.manifest.tunables \
             else specs_from_code(exp.base_code)

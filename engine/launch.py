@@ -15,26 +15,18 @@ from omegaconf import DictConfig, OmegaConf
 from engine import config as config_mod
 from engine import interrupt
 from engine.errors import EngineError
-from engine.experiments import prepare, run_search
 from engine.llm.ledger import Ledger
 from engine.llm.service import LLM
 from engine.llm.transcripts import Recorder, Replayer
-from engine.rundir import write_atomic
-from engine.tracking import make_tracker
-from search.offline import NAME as OFFLINE_NAME
+from engine.phase import PhaseContext
+from engine.pipeline import preflight, run_pipeline
+from engine.rundir import read_json, write_atomic
+from engine.tracking import NullTracker, make_tracker
 
 log = logging.getLogger("engine")
 
 # hydra.run.dir: a resumed run continues in its own directory
 OmegaConf.register_new_resolver("engine_run_dir", lambda resume, default: resume or default, replace=True)
-
-
-def seed_idea(template: Any, proposer: str) -> dict[str, Any]:
-    """Ideation is not built yet: the run tests the template's first seed idea as written."""
-    base = dict(template.seed_ideas[0]) if template.seed_ideas else {
-        "Name": template.name, "Title": template.name, "Experiment": template.prompt["task_description"]}
-    who = OFFLINE_NAME if proposer == "offline" else "no ideation yet"
-    return base | {"generated_by": f"{who}: the template's first seed idea"}
 
 
 def build_llm(settings: config_mod.RunConfig, run_dir: Path) -> LLM | None:
@@ -73,23 +65,29 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         if not saved.is_file():
             raise EngineError(f"resume={cfg.resume}: no config.yaml there; is it a run directory of this engine?")
         resolved = OmegaConf.to_container(OmegaConf.load(saved), resolve=True)
-        log.info("resuming %s with its saved config (overrides on this command line are ignored)", run_dir)
+        assert isinstance(resolved, dict)
+        # which phases to run is the one thing a resume takes from the command line
+        given = {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
+        for key in ("phases", "redo"):
+            if f"pipeline.{key}" in given:
+                resolved.setdefault("pipeline", {})[key] = OmegaConf.to_container(cfg.pipeline[key])
+        log.info("resuming %s with its saved config (overrides on this command line are ignored, except "
+                 "pipeline.phases and pipeline.redo)", run_dir)
     else:
         resolved = OmegaConf.to_container(cfg, resolve=True)
         write_atomic(saved, OmegaConf.to_yaml(OmegaConf.create(resolved)))
     assert isinstance(resolved, dict)
     settings = config_mod.build(resolved)
     llm = build_llm(settings, run_dir)
-    if llm is not None:
-        llm.preflight()  # a bad key or model ends the run here, before any work
-    exp = prepare(settings)
-    log.info("run directory: %s", run_dir)
-    tracker = make_tracker(settings.tracking, run_dir, run_dir.name, resolved)
+    ctx = PhaseContext(run_dir, settings, llm, NullTracker())
+    preflight(ctx)  # tools, models and keys are checked before any work or money is spent
+    log.info("run directory: %s; phases: %s", run_dir, ", ".join(settings.phases))
+    ctx.tracker = make_tracker(settings.tracking, run_dir, run_dir.name, resolved)
     summary: dict[str, Any] = {}
     try:
-        summary = run_search(exp, run_dir, seed_idea(exp.template, settings.proposer), tracker, llm)
+        summary = run_pipeline(ctx)
     finally:
-        tracker.finish(summary)
+        ctx.tracker.finish(summary or (read_json(run_dir / "summary.json") or {}))
     log.info("summary:\n%s", json.dumps(summary, indent=2))
     return summary
 

@@ -77,6 +77,8 @@ class LLMProposer:
 
     def draft(self, journal: Journal, rng: random.Random, target: Node | None = None,
               brief: StageBrief | None = None) -> Proposal:
+        if not self.ctx.base_code:  # template-free: the model writes the first program from the idea alone
+            return self._ask(render("draft_scratch"), target)
         return self._ask(render("draft", base_code=self.ctx.base_code), target)
 
     def improve(self, journal: Journal, node: Node, rng: random.Random, target: Node | None = None,

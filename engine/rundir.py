@@ -50,6 +50,11 @@ def write_json(path: Path, obj: Any) -> None:
     write_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
+def read_json(path: Path) -> Any:
+    """The JSON in `path`, or None when there is no such file."""
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def node_to_row(node: Node) -> dict[str, Any]:
     ex = node.exec
     return {

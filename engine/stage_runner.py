@@ -49,7 +49,7 @@ class StageContext:
     reviewer: Callable[[Node, NodeOutcome], tuple[bool, str]] | None
     executor: Executor
     make_job: Callable[[Node], NodeJob]
-    infer_spec: Callable[[Node], MetricSpec]
+    infer_spec: Callable[[Node], MetricSpec | None]  # None: template-free and no working program yet
     on_finish: Callable[[Node, NodeOutcome], None]  # tracking and status files, after a node is recorded
     tracker: Tracker
     policy: PolicyConfig
@@ -168,7 +168,7 @@ class StageRunner:
         def should_stop(view: Journal) -> str | None:
             return None if state.spec is None else rules.completion(settings, view, start, state.spec, ctx.critique)
 
-        def infer(node: Node) -> MetricSpec:
+        def infer(node: Node) -> MetricSpec | None:
             ctx.state.spec = ctx.infer_spec(node)
             return ctx.state.spec
 

@@ -89,6 +89,14 @@ class Template:
         return files
 
 
+def template_free(topic_file: Path) -> Template:
+    """A topic without a template: no program to start from (the model drafts it from the idea), no support
+    files; the topic file's text is the task description."""
+    return Template(path=topic_file.parent, name=topic_file.stem, experiment_code="",
+                    prompt={"system": "", "task_description": topic_file.read_text()}, seed_ideas=[],
+                    plot_code=None, latex_path=None, manifest=None, baseline_final_info=None)
+
+
 def load_template(path: str | Path) -> Template:
     path = Path(path).expanduser().resolve()
     if not path.is_dir():

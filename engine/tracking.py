@@ -34,6 +34,8 @@ class Tracker(Protocol):
 
     def log_event(self, name: str, data: dict[str, Any]) -> None: ...
 
+    def log_table(self, name: str, rows: list[dict[str, Any]]) -> None: ...
+
     def finish(self, summary: dict[str, Any]) -> None: ...
 
 
@@ -42,6 +44,9 @@ class NullTracker:
         pass
 
     def log_event(self, name: str, data: dict[str, Any]) -> None:
+        pass
+
+    def log_table(self, name: str, rows: list[dict[str, Any]]) -> None:
         pass
 
     def finish(self, summary: dict[str, Any]) -> None:
@@ -74,6 +79,17 @@ class WandbTracker:
 
     def log_event(self, name: str, data: dict[str, Any]) -> None:
         self.run.log({f"event/{name}": 1, **{f"event/{k}": v for k, v in data.items()}})
+
+    def log_table(self, name: str, rows: list[dict[str, Any]]) -> None:
+        """A wandb Table (columns from the rows' keys; values that are not scalars as JSON text)."""
+        import json
+
+        import wandb
+
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        data = [[v if v is None or isinstance(v, (int, float, str, bool)) else json.dumps(v, default=str)
+                 for v in (r.get(c) for c in columns)] for r in rows]
+        self.run.log({f"table/{name}": wandb.Table(columns=columns, data=data)})
 
     def finish(self, summary: dict[str, Any]) -> None:
         for key, value in _flatten(summary).items():

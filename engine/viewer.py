@@ -1,7 +1,9 @@
 """The run viewer: one static HTML page in the run directory (viewer.html), openable from disk, no server.
 
-It shows each stage's tree; a click on a node (or #node=<id> in the address) opens its plan, code, output,
-metrics and plots. The page is rewritten whenever a node finishes."""
+It shows the pipeline's phases, the ideas (scores, novelty decision and the papers it rests on: #ideas), the paper
+with its integrity findings (#paper), its review (#review), and each stage's tree; a click on a node (or
+#node=<id> in the address) opens its plan, code, output, metrics and plots. The page is rewritten whenever a node
+or a phase finishes."""
 from __future__ import annotations
 
 import html
@@ -9,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from engine.rundir import RunDir, write_atomic
+from engine.rundir import RunDir, read_json, write_atomic
 from search.journal import Journal
 
 PAGE = Path(__file__).resolve().parent / "viewer_page.html"
@@ -29,7 +31,23 @@ def viewer_data(run: RunDir, journal: Journal, summary: dict[str, Any]) -> dict[
             "change": n.change, "copied_from": n.copied_from, "plot_feedback": n.plot_feedback,
             "plots_valid": n.plots_valid,
         })
-    return {"summary": summary, "nodes": nodes}
+    return {"summary": summary, "nodes": nodes} | pipeline_data(run.path)
+
+
+def pipeline_data(run_dir: Path) -> dict[str, Any]:
+    """What the other phases left: the ideas with their novelty decisions, the paper and its checks, the review."""
+    ideas = read_json(run_dir / "ideas.json")
+    if isinstance(ideas, list):
+        ideas = {"ideas": ideas, "dropped": []}
+    chosen = read_json(run_dir / "idea.json")
+    review = read_json(run_dir / "review.json")
+    if isinstance(review, dict):
+        review = {k: v for k, v in review.items() if k != "Ensemble"}
+    paper = None
+    marker = read_json(run_dir / "phases" / "writeup.json")
+    if marker and marker.get("status") == "done":
+        paper = dict(marker["outputs"]) | {"integrity": read_json(run_dir / "paper" / "integrity.json")}
+    return {"ideas": ideas, "chosen_idea": (chosen or {}).get("Name"), "paper": paper, "review": review}
 
 
 def write_viewer(run: RunDir, journal: Journal, summary: dict[str, Any]) -> Path:

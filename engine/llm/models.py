@@ -12,7 +12,7 @@ from engine.errors import EngineError
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "conf" / "model"
 PROVIDERS = ("openai", "anthropic", "bedrock", "vertex")
-ROLES = ("code", "feedback", "vision", "select", "summary", "review")
+ROLES = ("code", "feedback", "vision", "select", "summary", "review", "ideation", "citation", "writeup")
 
 
 @dataclass(frozen=True)

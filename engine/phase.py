@@ -1,0 +1,60 @@
+"""What every pipeline phase gets, and how it says it was skipped.
+
+A phase is a module with one entry point, `run_phase(ctx: PhaseContext) -> dict`, that reads what earlier phases
+left in the run directory and writes its own outputs there; the dict it returns (paths relative to the run
+directory, a few headline figures) is kept in its done-marker, `phases/<name>.json`. A phase that cannot run
+raises PhaseSkipped with a one-line reason; any other exception marks it failed."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.config import RunConfig
+from engine.llm.service import LLM
+from engine.tracking import Tracker
+
+if TYPE_CHECKING:
+    from engine.literature import LiteratureSearch
+
+
+class PhaseSkipped(Exception):
+    """Raised by a phase that cannot run; the message is the one-line reason recorded in summary.json."""
+
+
+@dataclass
+class PhaseContext:
+    run_dir: Path
+    cfg: RunConfig
+    llm: LLM | None  # None: offline (no model configured)
+    tracker: Tracker
+    _literature: Any = field(default=None, repr=False)
+
+    @property
+    def offline(self) -> bool:
+        return self.llm is None
+
+    def literature(self) -> LiteratureSearch:
+        """The run's literature client, made once; its cache (literature/cache/) is shared by every phase, so a
+        resumed run makes no request twice."""
+        if self._literature is None:
+            import os
+
+            from engine.literature import LiteratureSearch
+            self._literature = LiteratureSearch(self.cfg.literature, os.environ, self.run_dir / "literature")
+        return self._literature
+
+    def done(self, name: str) -> dict[str, Any] | None:
+        """The outputs of an earlier phase that finished, or None."""
+        marker = read_marker(self.run_dir, name)
+        return marker["outputs"] if marker and marker.get("status") == "done" else None
+
+
+def marker_path(run_dir: Path, name: str) -> Path:
+    return run_dir / "phases" / f"{name}.json"
+
+
+def read_marker(run_dir: Path, name: str) -> dict[str, Any] | None:
+    f = marker_path(run_dir, name)
+    return json.loads(f.read_text()) if f.is_file() else None

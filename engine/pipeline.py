@@ -1,0 +1,169 @@
+"""A run is an ordered list of phases: ideas -> experiments -> writeup -> review.
+
+Each phase is a module with one entry point, `run_phase(ctx) -> outputs` (engine/phase.py). The pipeline runs
+the configured phases in order and keeps a done-marker per phase in `phases/<name>.json` (status, outputs,
+timings, cost). A resumed run skips phases marked done and runs the unfinished one again, which continues from
+its own checkpoints (the ideas' rounds, the experiments' journal, the paper's files, the literature cache).
+`summary.json` gets a `phases` list: name, status, wall_time_s, cost_usd, and why when skipped or failed.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from engine.config import PHASES
+from engine.errors import EngineError
+from engine.llm.ledger import cost_summary
+from engine.phase import PhaseContext, PhaseSkipped, marker_path, read_marker
+from engine.rundir import RunDir, read_json, write_json
+from engine.viewer import write_viewer
+from search.journal import Journal
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINTS = {  # phase -> the module holding its run_phase
+    "ideas": "engine.ideas",
+    "experiments": "engine.experiments",
+    "writeup": "engine.writeup",
+    "review": "engine.review.phase",
+}
+# a phase that needs an earlier phase's outputs, and what it says when they are missing
+NEEDS = {"experiments": None, "writeup": "experiments", "review": "writeup", "ideas": None}
+
+
+def entry_point(name: str) -> Callable[[PhaseContext], dict[str, Any]]:
+    return importlib.import_module(ENTRY_POINTS[name]).run_phase
+
+
+def preflight(ctx: PhaseContext) -> None:
+    """What can be checked before any money is spent: the TeX toolchain when a paper is to be written, a model
+    when the topic has no template, then one cheap call per configured model."""
+    cfg = ctx.cfg
+    if "writeup" in cfg.phases:
+        from engine.writeup.preflight import check_tools
+        check_tools()
+    if cfg.topic.path is None and ctx.offline and {"ideas", "experiments"} & set(cfg.phases):
+        raise EngineError(f"topic file {cfg.topic.file} has no template, so a model must write the first program "
+                          "from the idea: set model=<name> (conf/model/) or model.base_url=URL model.name=NAME; "
+                          "offline, only a template can run (e.g. +topic=grokking)")
+    if ctx.llm is not None:
+        ctx.llm.preflight()  # a bad key or model ends the run here, before any work
+
+
+def run_pipeline(ctx: PhaseContext) -> dict[str, Any]:
+    """Run the configured phases in order; returns the final summary. EngineError from a phase is raised after
+    its marker and the summary say it failed (later phases are then recorded as skipped)."""
+    failed: tuple[str, EngineError] | None = None
+    for name in PHASES:
+        if name not in ctx.cfg.phases:
+            continue
+        marker = read_marker(ctx.run_dir, name)
+        if marker and marker["status"] == "done" and name not in ctx.cfg.redo:
+            log.info("phase %s: done before (phases/%s.json); pipeline.redo=[%s] runs it again", name, name, name)
+            continue
+        if failed is not None:
+            _finish(ctx, name, "skipped", [], {}, why=f"the {failed[0]} phase failed")
+            continue
+        need = NEEDS[name]
+        if need is not None and need not in ctx.cfg.phases and ctx.done(need) is None:
+            _finish(ctx, name, "skipped", [], {}, why=f"needs the {need} phase's outputs, and this run has none")
+            continue
+        try:
+            _run_one(ctx, name, marker)
+        except EngineError as e:
+            failed = (name, e)
+    summary = write_summary(ctx)
+    if failed is not None:
+        raise failed[1]
+    return summary
+
+
+def _run_one(ctx: PhaseContext, name: str, marker: dict[str, Any] | None) -> None:
+    attempts = list(marker.get("attempts", [])) if marker else []
+    attempts.append({"started_at": time.time(), "finished_at": None})
+    write_json(marker_path(ctx.run_dir, name), {"name": name, "status": "running", "attempts": attempts})
+    write_summary(ctx)
+    log.info("=== phase %s%s", name, " (continuing)" if len(attempts) > 1 else "")
+    ctx.tracker.log_event("phase_start", {"phase": name})
+    try:
+        outputs = entry_point(name)(ctx)
+    except PhaseSkipped as e:
+        _finish(ctx, name, "skipped", attempts, {}, why=str(e))
+        return
+    except KeyboardInterrupt:
+        _finish(ctx, name, "interrupted", attempts, {}, why="interrupted (Ctrl-C or SIGTERM)")
+        raise
+    except EngineError as e:
+        _finish(ctx, name, "failed", attempts, {}, why=str(e).splitlines()[0])
+        raise
+    except BaseException as e:
+        _finish(ctx, name, "crashed", attempts, {}, why=f"{type(e).__name__}: {e}")
+        raise
+    _finish(ctx, name, "done", attempts, outputs or {})
+
+
+def _finish(ctx: PhaseContext, name: str, status: str, attempts: list[dict[str, Any]], outputs: dict[str, Any],
+            why: str | None = None) -> None:
+    if attempts:
+        attempts[-1]["finished_at"] = time.time()
+    wall = sum((a["finished_at"] or time.time()) - a["started_at"] for a in attempts)
+    marker = {"name": name, "status": status, "why": why, "outputs": outputs, "attempts": attempts,
+              "wall_time_s": round(wall, 1), "cost_usd": _phase_cost(ctx, attempts)}
+    write_json(marker_path(ctx.run_dir, name), marker)
+    (log.info if status in ("done", "skipped") else log.warning)(
+        "=== phase %s %s%s (%.0f s)", name, status, f": {why}" if why else "", wall)
+    ctx.tracker.log_event("phase_end", {"phase": name, "status": status, "wall_time_s": marker["wall_time_s"],
+                                        "cost_usd": marker["cost_usd"]})
+    write_summary(ctx)
+
+
+def _phase_cost(ctx: PhaseContext, attempts: list[dict[str, Any]]) -> float | None:
+    """The model calls made while the phase ran (phases run one after another, so time windows separate them)."""
+    if ctx.llm is None or ctx.llm.ledger is None or not attempts:
+        return 0.0 if ctx.llm is None else None
+    rows = [r for r in ctx.llm.ledger.rows()
+            if any(a["started_at"] <= r["time"] <= (a["finished_at"] or time.time()) for a in attempts)]
+    return cost_summary(rows)["cost_usd"]
+
+
+def phase_rows(ctx: PhaseContext) -> list[dict[str, Any]]:
+    """One row per phase, in pipeline order: those configured, and any an earlier invocation ran."""
+    rows = []
+    for name in PHASES:
+        marker = read_marker(ctx.run_dir, name)
+        if marker is None:
+            if name in ctx.cfg.phases:
+                rows.append({"name": name, "status": "pending", "wall_time_s": None, "cost_usd": None})
+            continue
+        row = {"name": name, "status": marker["status"], "wall_time_s": marker.get("wall_time_s"),
+               "cost_usd": marker.get("cost_usd")}
+        if marker.get("why"):
+            row["why"] = marker["why"]
+        rows.append(row)
+    return rows
+
+
+def write_summary(ctx: PhaseContext) -> dict[str, Any]:
+    """summary.json with the pipeline's keys (phases, idea, paper, review) over what the experiments wrote."""
+    path = ctx.run_dir / "summary.json"
+    summary = read_json(path) or {"topic": ctx.cfg.topic.name, "run_dir": str(ctx.run_dir)}
+    summary["phases"] = phase_rows(ctx)
+    if (ideas := ctx.done("ideas")) is not None:
+        summary["idea"] = {k: ideas.get(k) for k in ("chosen", "num_ideas", "num_novel", "source")}
+    if (paper := ctx.done("writeup")) is not None:
+        summary["paper"] = paper
+    if (review := ctx.done("review")) is not None:
+        summary["review"] = {k: review.get(k) for k in ("Overall", "Decision", "file")}
+    statuses = [r["status"] for r in summary["phases"]]
+    # the run's status: the worst of its phases' (a phase not yet run leaves the run "running")
+    summary["status"] = next((s for s in ("crashed", "failed", "interrupted", "running", "pending")
+                              if s in statuses), "finished")
+    if ctx.llm is not None and ctx.llm.ledger is not None:
+        summary |= cost_summary(ctx.llm.ledger.rows())
+    write_json(path, summary)
+    run = RunDir(ctx.run_dir)
+    write_viewer(run, Journal(run.load_nodes()), summary)
+    return summary
