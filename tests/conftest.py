@@ -40,3 +40,16 @@ def launch(*overrides: str, timeout: float = 600) -> subprocess.CompletedProcess
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
     return subprocess.run(launch_cmd(*overrides), cwd=REPO, capture_output=True, text=True, timeout=timeout,
                           env=env)
+
+
+def run_config(*overrides: str):
+    """The typed settings of `python -m engine.launch +topic=grokking <overrides>`, without launching."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from engine import config as config_mod
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+        cfg = compose("config", overrides=["+topic=grokking", "tracking=none", *overrides])
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    return config_mod.build(resolved)

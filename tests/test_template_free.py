@@ -1,0 +1,71 @@
+"""A topic file without a template: offline it stops at once with a clear error; with a model, the model drafts
+the first program from the idea alone and the primary metric comes from the first working program."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import REPO, launch, launch_cmd
+from tests.fake_llm_server import FakeLLMServer
+
+TOPIC = REPO / "tests" / "fixtures" / "topics" / "tiny_regression.md"
+
+BROKEN = "raise RuntimeError('first try: the model forgot something')\n"
+WORKING = """
+import argparse, json, os
+import numpy as np
+p = argparse.ArgumentParser(); p.add_argument("--out_dir", default="run_0"); a = p.parse_args()
+os.makedirs(a.out_dir, exist_ok=True)
+rng = np.random.default_rng(0)
+x = rng.normal(size=(8, 3)); w = np.array([1.0, -2.0, 0.5]); y = x @ w + 0.3 * rng.normal(size=8)
+LAMBDA = 0.1
+w_hat = np.linalg.solve(x.T @ x + LAMBDA * np.eye(3), x.T @ y)
+xt = rng.normal(size=(100, 3))
+err = float(np.mean((xt @ w_hat - xt @ w) ** 2))
+json.dump({"ridge": {"means": {"test_mse": err}, "stderrs": {"test_mse": 0.0}}},
+          open(os.path.join(a.out_dir, "final_info.json"), "w"))
+"""
+
+
+def test_offline_topic_file_without_template_stops_at_once(tmp_path):
+    start = time.monotonic()
+    res = launch("+topic=file", f"topic.file={TOPIC}", f"hydra.run.dir={tmp_path / 'r'}", "tracking=none")
+    assert res.returncode == 2
+    assert "has no template, so a model must write the first program" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "r" / "journal").exists()
+    assert time.monotonic() - start < 60
+
+
+@pytest.mark.slow
+def test_template_free_run_drafts_from_the_idea(tmp_path):
+    drafts = {"n": 0}
+
+    def respond(path, body):
+        text = json.dumps(body.get("messages"))
+        if body.get("tools"):
+            return {"tool": {"name": "report", "input": {"is_bug": False, "analysis": "fine"}}}
+        if "Reply with OK." in text:
+            return {"text": "OK"}
+        assert "There is no template program" in text or "Improve" in text or "improve" in text or "bug" in text
+        drafts["n"] += 1
+        code = BROKEN if drafts["n"] == 1 else WORKING.replace("LAMBDA = 0.1", f"LAMBDA = {0.1 * drafts['n']:.2f}")
+        return {"text": f"Plan: ridge regression.\n```python\n{code}```"}
+
+    run_dir = tmp_path / "run"
+    with FakeLLMServer(responder=respond) as server:
+        env = os.environ | {"OPENAI_API_KEY": "test-key", "PYTHONUNBUFFERED": "1"}
+        res = subprocess.run(launch_cmd(
+            "+topic=file", f"topic.file={TOPIC}", f"model.base_url={server.base_url}", "model.name=fake-model",
+            "pipeline.phases=[experiments]", "stages.run=[initial]", "stages.initial.max_nodes=3",
+            "stages.initial.run_to_budget=true", "stages.num_seeds=1", "search.num_drafts=1", "tracking=none",
+            f"hydra.run.dir={run_dir}"), cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+        assert res.returncode == 0, res.stderr[-3000:]
+        first_prompt = json.dumps([b for _, b, _ in server.requests if "There is no template" in json.dumps(b)][0])
+    assert "Regularisation in tiny linear regressions" in first_prompt  # the topic reached the model
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["primary_metric"] == {"name": "test_mse", "direction": "minimize"}
+    assert s["baseline"] is None and s["nodes"]["total"] == 3 and s["nodes"]["buggy"] >= 1
+    assert s["best"]["value"] > 0
