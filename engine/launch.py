@@ -27,6 +27,8 @@ log = logging.getLogger("engine")
 
 # hydra.run.dir: a resumed run continues in its own directory
 OmegaConf.register_new_resolver("engine_run_dir", lambda resume, default: resume or default, replace=True)
+# a topic file names its run after the file: topics/weight_decay.md -> weight_decay
+OmegaConf.register_new_resolver("engine_stem", lambda path: Path(str(path)).stem, replace=True)
 
 
 def build_llm(settings: config_mod.RunConfig, run_dir: Path) -> LLM | None:

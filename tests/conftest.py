@@ -26,8 +26,9 @@ def v1_template(tmp_path: Path) -> Path:
 
 
 def one_stage(max_nodes: int) -> list[str]:
-    """Overrides for a run of stage 1 only, to exactly `max_nodes` nodes (no early completion, no seeds)."""
-    return ["stages.run=[initial]", f"stages.initial.max_nodes={max_nodes}",
+    """Overrides for a run of stage 1 only, to exactly `max_nodes` nodes (no early completion, no seeds), and
+    of the experiment phase only (the pipeline's other phases have tests of their own)."""
+    return ["pipeline.phases=[experiments]", "stages.run=[initial]", f"stages.initial.max_nodes={max_nodes}",
             f"stages.initial.offline_max_nodes={max_nodes}", "stages.initial.run_to_budget=true", "stages.num_seeds=1"]
 
 
@@ -47,6 +48,7 @@ def run_config(*overrides: str):
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
+    import engine.launch  # noqa: F401 - registers the config's resolvers
     from engine import config as config_mod
 
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
