@@ -131,6 +131,9 @@ def build(cfg: dict[str, Any], launch_dir: Path | None = None) -> RunConfig:
             raise ValueError(f"sandbox.use_bwrap must be auto, always or never, got {sandbox.use_bwrap!r}")
         p = cfg["pipeline"]
         phases, redo = _phase_list(p["phases"], "pipeline.phases"), _phase_list(p.get("redo") or [], "pipeline.redo")
+        if "experiments" in redo:
+            raise ValueError("pipeline.redo: the experiments cannot be redone in place (the journal is the run's "
+                             "record); start a new run, or resume this one")
         i = cfg["ideas"]
         ideas = IdeasConfig.from_dict(i, resolve_path(str(i["load"]), launch_dir) if i.get("load") else None)
         return RunConfig(topic, policy, stages, cluster, sandbox, tracking, proposer, int(cfg["seed"]), llm, roles,

@@ -34,6 +34,9 @@ SELECT_TOOL = Tool(
     }, "required": ["step", "reason"]})
 MEMORY_NODES = 12
 OUTPUT_CHARS = 2500
+# the parts of an idea the code model reads (not its novelty record, papers or provenance)
+IDEA_CONTENT = ("Name", "Title", "Short Hypothesis", "Abstract", "Experiments", "Experiment",
+                "Risk Factors and Limitations")
 
 
 @dataclass
@@ -61,7 +64,7 @@ class LLMProposer:
 
     def _system(self) -> str:
         c = self.ctx
-        idea = "\n".join(f"- {k}: {v}" for k, v in c.idea.items() if k != "generated_by")
+        idea = "\n".join(f"- {k}: {v}" for k, v in c.idea.items() if k in IDEA_CONTENT)
         name, direction = _metric_words(c.spec_fn())
         return render("system", task_description=c.task_description, idea=idea,
                       support_files=", ".join(c.support_files) or "nothing else", metric_name=name,

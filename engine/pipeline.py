@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,9 @@ ENTRY_POINTS = {  # phase -> the module holding its run_phase
     "writeup": "engine.writeup",
     "review": "engine.review.phase",
 }
+# what pipeline.redo=[<phase>] clears first, so the phase starts afresh instead of continuing its checkpoints;
+# the experiments are never cleared (their journal is the run's record): start a new run to search again
+REDO_CLEARS = {"ideas": ("ideas", "ideas.json", "idea.json"), "writeup": ("paper",), "review": ("review.json",)}
 # a phase that needs an earlier phase's outputs, and what it says when they are missing
 NEEDS = {"experiments": None, "writeup": "experiments", "review": "writeup", "ideas": None}
 
@@ -64,6 +68,8 @@ def run_pipeline(ctx: PhaseContext) -> dict[str, Any]:
         if marker and marker["status"] == "done" and name not in ctx.cfg.redo:
             log.info("phase %s: done before (phases/%s.json); pipeline.redo=[%s] runs it again", name, name, name)
             continue
+        if marker and name in ctx.cfg.redo:
+            _clear(ctx, name)
         if failed is not None:
             _finish(ctx, name, "skipped", [], {}, why=f"the {failed[0]} phase failed")
             continue
@@ -79,6 +85,17 @@ def run_pipeline(ctx: PhaseContext) -> dict[str, Any]:
     if failed is not None:
         raise failed[1]
     return summary
+
+
+def _clear(ctx: PhaseContext, name: str) -> None:
+    for rel in REDO_CLEARS.get(name, ()):
+        path = ctx.run_dir / rel
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    marker_path(ctx.run_dir, name).unlink(missing_ok=True)
+    log.info("phase %s: its earlier outputs were removed (pipeline.redo)", name)
 
 
 def _run_one(ctx: PhaseContext, name: str, marker: dict[str, Any] | None) -> None:

@@ -36,7 +36,8 @@ def scripted_model(template_code):
 
 def run_engine(*overrides, key="test-key", timeout=300):
     env = os.environ | {"OPENAI_API_KEY": key, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(launch_cmd(*overrides, "tracking=none", "pipeline.phases=[experiments]"), cwd=REPO, capture_output=True, text=True,
+    return subprocess.run(launch_cmd(*overrides, "tracking=none", "pipeline.phases=[experiments]"), cwd=REPO,
+                          capture_output=True, text=True,
                           timeout=timeout, env=env)
 
 

@@ -87,8 +87,11 @@ def test_one_phase_on_an_existing_run_and_redo(tmp_path, monkeypatch):
     phases.calls.clear()
     pipeline.run_pipeline(ctx_for(tmp_path, "pipeline.phases=[writeup]"))
     assert phases.calls == []  # done already
+    (tmp_path / "paper").mkdir()
+    (tmp_path / "paper" / "old.tex").write_text("from the first writeup")
     pipeline.run_pipeline(ctx_for(tmp_path, "pipeline.phases=[writeup]", "pipeline.redo=[writeup]"))
     assert phases.calls == ["writeup"]
+    assert not (tmp_path / "paper").exists()  # redo starts afresh, not from the earlier checkpoints
     # a phase whose inputs this run never made is skipped with the reason
     fresh = tmp_path / "fresh"
     fresh.mkdir()
@@ -100,6 +103,7 @@ def test_one_phase_on_an_existing_run_and_redo(tmp_path, monkeypatch):
 @pytest.mark.parametrize("override, message", [
     ("pipeline.phases=[ideas,papers]", "pipeline.phases: unknown phase 'papers'"),
     ("pipeline.redo=[review,x]", "pipeline.redo: unknown phase 'x'"),
+    ("pipeline.redo=[experiments]", "the experiments cannot be redone in place"),
 ])
 def test_bad_phase_names_are_named(override, message):
     with pytest.raises(EngineError, match=message):
