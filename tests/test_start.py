@@ -1,4 +1,5 @@
-"""A topic file without a template: offline it stops at once with a clear error; with a model, the model drafts
+"""Start-up: a missing TeX program is named before any model call. A topic file without a template: offline it
+stops at once with a clear error; with a model, the model drafts
 the first program from the idea alone and the primary metric comes from the first working program."""
 import json
 import os
@@ -69,3 +70,21 @@ def test_template_free_run_drafts_from_the_idea(tmp_path):
     assert s["primary_metric"] == {"name": "test_mse", "direction": "minimize"}
     assert s["baseline"] is None and s["nodes"]["total"] == 3 and s["nodes"]["buggy"] >= 1
     assert s["best"]["value"] > 0
+
+
+def test_missing_pdflatex_is_reported_before_any_model_call(tmp_path):
+    import shutil
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bibtex", "chktex", "pdftotext", "bwrap"):
+        if shutil.which(tool):
+            (bin_dir / tool).symlink_to(shutil.which(tool))
+    with FakeLLMServer() as server:
+        env = os.environ | {"OPENAI_API_KEY": "test-key", "PATH": str(bin_dir)}
+        res = subprocess.run(launch_cmd("+topic=grokking", f"model.base_url={server.base_url}", "model.name=m",
+                                        "tracking=none", f"hydra.run.dir={tmp_path / 'r'}"),
+                             cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+        assert server.requests == []  # not even the model check was paid for
+    assert res.returncode == 2
+    assert "pdflatex (package texlive-latex-base)" in res.stderr and "apt-get install" in res.stderr
+    assert "Traceback" not in res.stderr
