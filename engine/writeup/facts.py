@@ -1,0 +1,264 @@
+"""The run's facts, read from the run directory only: what the writeup may state, and every number it may quote.
+
+`collect_facts(run_dir)` reads idea.json, summary.json, stages/<name>/summary.json, the nodes' final_info.json
+files, tree.json and the best program's settings. `RunFacts.numbers` maps every number found there (absolute
+value) to where it was first seen; the integrity check traces the paper's numbers back to it."""
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import EngineError
+
+# keys whose values are identifiers or paths, not quantities: digits in them are not facts
+_ID_KEYS = {"node_id", "id", "copy_id", "node_ids", "parent_id", "copied_from", "children", "run_dir", "template",
+            "plot", "table", "run", "code", "stdout_tail", "stderr_tail", "created_at", "finished_at",
+            "started_at", "time", "generated_by"}
+_PIPELINE_KEYS = {"phases", "idea", "paper", "review", "status"}
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?!\w)")
+_HEX_ID = re.compile(r"^[0-9a-f]{8,}$")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One node of a stage: what it tried and what it gave."""
+    step: int
+    operator: str
+    change: str
+    plan: str
+    value: float | None
+    buggy: bool
+    bug_reason: str
+
+
+@dataclass(frozen=True)
+class StageFacts:
+    name: str
+    title: str
+    goal: str
+    budget: int | None
+    nodes: int
+    best_value: float | None
+    best_step: int | None
+    completed: bool
+    why: str
+    start_value: float | None
+    history: tuple[Change, ...]
+    seed_mean: float | None
+    seed_stderr: float | None
+    seeds_ok: int | None
+    seeds_asked: int | None
+    seed_note: str  # "" when seeds ran; else why not ("skipped: stages.num_seeds=1")
+    seed_param: str | None
+    seed_aggregate: dict[str, dict[str, float]]
+    seed_plot: str | None
+
+
+@dataclass
+class RunFacts:
+    run_dir: Path
+    topic: str
+    profile: str | None
+    proposer: str
+    idea: dict[str, Any]
+    metric: str
+    direction: str
+    baseline: float | None
+    baseline_source: str
+    best: dict[str, Any]
+    improvement: float | None
+    nodes: dict[str, Any]
+    wall_time_s: float | None
+    cost_usd: float | None
+    stages: list[StageFacts]
+    node_metrics: dict[str, dict[str, Any]]  # node folder -> its final_info.json
+    settings: dict[str, Any]  # the best program's hyperparameters (argparse defaults / constants)
+    numbers: dict[float, str] = field(default_factory=dict)  # |value| -> where it was first found
+
+    def best_metrics(self) -> dict[str, Any]:
+        """final_info.json of the best node, or {}."""
+        node_id = str(self.best.get("node_id") or "")
+        return next((info for folder, info in self.node_metrics.items() if folder.endswith(node_id) and node_id),
+                    {})
+
+    def prompt_text(self) -> str:
+        """The facts as a compact text for the model (every number in it can be quoted)."""
+        lines = [f"Primary metric: {self.metric} ({self.direction}). Baseline: {fmt(self.baseline)} "
+                 f"({self.baseline_source}). Best: {fmt(self.best.get('value'))} in stage {self.best.get('stage')} "
+                 f"(node step {self.best.get('step')}): {self.best.get('plan', '')}",
+                 f"Nodes: {self.nodes.get('total')} programs in all, {self.nodes.get('good')} good, "
+                 f"{self.nodes.get('buggy')} buggy. Proposer: {self.proposer}. Template profile: {self.profile}. "
+                 f"Wall time: {fmt(self.wall_time_s)} s."]
+        if self.settings:
+            lines.append("Settings of the best program: " + ", ".join(f"{k} = {v}" for k, v in self.settings.items()))
+        for s in self.stages:
+            seeds = (f"{fmt(s.seed_mean)} ± {fmt(s.seed_stderr)} (mean ± stderr over {s.seeds_ok} seeds)"
+                     if s.seed_mean is not None else s.seed_note or "none")
+            lines.append(f"\nStage {s.name} ({s.title}): budget {s.budget}, {s.nodes} nodes, best {fmt(s.best_value)}, "
+                         f"started from {fmt(s.start_value)}; seeds: {seeds}; ended: {s.why}")
+            for c in s.history:
+                what = c.change or c.operator
+                bug = f" BUGGY: {c.bug_reason}" if c.buggy else ""
+                lines.append(f"  - step {c.step} {c.operator} [{what}]: {c.plan} -> {fmt(c.value)}{bug}")
+            for metric, agg in s.seed_aggregate.items():
+                lines.append(f"  seed aggregate {metric}: {fmt(agg.get('mean'))} ± {fmt(agg.get('stderr'))} "
+                             f"(n={agg.get('n')})")
+        best = self.best_metrics()
+        if best:
+            lines.append("\nMetrics of the best node (final_info.json, means ± stderrs):")
+            for group, block in best.items():
+                if isinstance(block, dict) and isinstance(block.get("means"), dict):
+                    errs = block.get("stderrs") or {}
+                    lines.append(f"  {group}: " + ", ".join(
+                        f"{k} {fmt(v)} ± {fmt(errs.get(k))}" for k, v in block["means"].items()))
+        return "\n".join(lines)
+
+
+def fmt(x: Any) -> str:
+    """A number as the writeup prints it: integers whole, others to 4 significant digits (no exponent >= 1e-4)."""
+    if x is None:
+        return "n/a"
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return str(x)
+    if not math.isfinite(x):
+        return str(x)
+    if float(x).is_integer() and abs(x) < 1e15:
+        return str(int(x))
+    if abs(x) >= 1000:
+        return f"{x:.1f}"
+    return f"{x:.4g}"
+
+
+def collect_facts(run_dir: Path) -> RunFacts:
+    """The facts of the run in `run_dir`; EngineError when it has no experiment summary."""
+    summary = _read(run_dir / "summary.json")
+    if not summary or "primary_metric" not in summary:
+        raise EngineError(f"{run_dir}: no experiment results (summary.json missing or incomplete): run the "
+                          "experiments phase first")
+    numbers: dict[float, str] = {}
+    # the pipeline's own keys (an earlier paper's page count, a review's scores) are not experiment facts
+    _walk({k: v for k, v in summary.items() if k not in _PIPELINE_KEYS}, "summary.json", numbers)
+    stages = []
+    for st in summary.get("stages") or []:
+        path = run_dir / "stages" / str(st["name"]) / "summary.json"
+        record = _read(path) or {}
+        _walk(record, f"stages/{st['name']}/summary.json", numbers)
+        stages.append(_stage(st, record))
+    node_metrics: dict[str, dict[str, Any]] = {}
+    for info in sorted((run_dir / "nodes").glob("*/run_*/final_info.json")) + \
+            sorted((run_dir / "nodes").glob("*/final_info.json")):
+        data = _read(info)
+        if isinstance(data, dict):
+            folder = info.relative_to(run_dir / "nodes").parts[0]
+            node_metrics.setdefault(folder, data)
+            _walk(data, str(info.relative_to(run_dir)), numbers)
+    tree = _read(run_dir / "tree.json")
+    if tree:
+        _walk(tree, "tree.json", numbers)
+    _add(numbers, len(stages), "the number of stages")
+    settings = program_settings(run_dir / "best" / "experiment.py")
+    _walk(settings, "best/experiment.py settings", numbers)
+    metric = summary["primary_metric"]
+    _walk(str(metric.get("name", "")), "the metric's name", numbers)
+    baseline, best = summary.get("baseline"), summary.get("best") or {}
+    _derived(baseline, best.get("value"), stages, numbers)
+    return RunFacts(run_dir=run_dir, topic=str(summary.get("topic", "")), profile=summary.get("profile"),
+                    proposer=str(summary.get("proposer", "")), idea=_read(run_dir / "idea.json") or {},
+                    metric=str(metric.get("name")), direction=str(metric.get("direction")), baseline=baseline,
+                    baseline_source=str(summary.get("baseline_source", "")), best=best,
+                    improvement=summary.get("improvement_over_baseline"), nodes=summary.get("nodes") or {},
+                    wall_time_s=summary.get("wall_time_s"), cost_usd=summary.get("cost_usd"), stages=stages,
+                    node_metrics=node_metrics, settings=settings, numbers=numbers)
+
+
+def program_settings(path: Path) -> dict[str, Any]:
+    """A program's hyperparameters: argparse defaults (`--name ... default=value`) and UPPER_CASE constants."""
+    try:
+        tree = ast.parse(path.read_text())
+    except (OSError, SyntaxError, ValueError):
+        return {}
+    found: dict[str, Any] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_argument" and node.args:
+            name = node.args[0]
+            default = next((k.value for k in node.keywords if k.arg == "default"), None)
+            if isinstance(name, ast.Constant) and isinstance(default, ast.Constant) \
+                    and isinstance(default.value, (int, float, str)) and not isinstance(default.value, bool):
+                found[str(name.value).lstrip("-")] = default.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                and node.targets[0].id.isupper() and isinstance(node.value, ast.Constant) \
+                and isinstance(node.value.value, (int, float)) and not isinstance(node.value.value, bool):
+            found[node.targets[0].id] = node.value.value
+    return {k: v for k, v in found.items() if k not in ("out_dir",)}
+
+
+def _stage(st: dict[str, Any], rec: dict[str, Any]) -> StageFacts:
+    seeds = rec.get("seeds") or {}
+    history = tuple(Change(int(h.get("step", -1)), str(h.get("operator", "")), str(h.get("change") or ""),
+                           str(h.get("plan") or ""), _num(h.get("value")), bool(h.get("buggy")),
+                           str(h.get("bug_reason") or "")) for h in rec.get("history") or [])
+    best = rec.get("best") or {}
+    start = rec.get("started_from") or {}
+    return StageFacts(
+        name=str(st["name"]), title=str(st.get("title") or rec.get("title") or st["name"]),
+        goal=str(rec.get("goal", "")), budget=rec.get("budget"), nodes=int(st.get("nodes") or rec.get("nodes") or 0),
+        best_value=_num(st.get("best_value")), best_step=best.get("step"), completed=bool(st.get("completed")),
+        why=str(st.get("why") or rec.get("why") or ""), start_value=_num(start.get("value")), history=history,
+        seed_mean=_num(st.get("seed_mean")), seed_stderr=_num(st.get("seed_stderr")), seeds_ok=seeds.get("ok"),
+        seeds_asked=seeds.get("asked"), seed_note=f"skipped: {seeds['skipped']}" if seeds.get("skipped") else "",
+        seed_param=seeds.get("param"), seed_aggregate=dict(seeds.get("aggregate") or {}), seed_plot=seeds.get("plot"))
+
+
+def _derived(baseline: Any, best: Any, stages: list[StageFacts], numbers: dict[float, str]) -> None:
+    """Relative changes a paper may quote ("12% fewer steps"): best vs baseline, each node vs its stage's start."""
+    pairs = [(baseline, best, "best vs baseline")]
+    for s in stages:
+        pairs += [(s.start_value, c.value, f"stage {s.name} step {c.step} vs the stage's start") for c in s.history]
+        pairs.append((baseline, s.best_value, f"stage {s.name} best vs baseline"))
+    for ref, val, where in pairs:
+        if isinstance(ref, (int, float)) and isinstance(val, (int, float)) and ref:
+            _add(numbers, abs(val / ref - 1), f"relative change, {where}")
+            _add(numbers, abs(val - ref), f"difference, {where}")
+            _add(numbers, abs(val / ref), f"ratio, {where}")
+
+
+def _walk(obj: Any, where: str, numbers: dict[float, str], key: str = "") -> None:
+    if key in _ID_KEYS:
+        return
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _walk(v, where, numbers, str(k))
+            _walk(str(k), where, numbers, "")  # metric names such as step_val_acc_99
+    elif isinstance(obj, list):
+        for v in obj:
+            _walk(v, where, numbers, key)
+    elif isinstance(obj, bool):
+        return
+    elif isinstance(obj, (int, float)):
+        _add(numbers, obj, f"{where}: {key}" if key else where)
+    elif isinstance(obj, str) and not _HEX_ID.match(obj):
+        for m in _NUMBER.finditer(obj.replace("_", " ")):
+            _add(numbers, float(m.group()), f"{where}: {key or 'text'} '{obj[:80]}'")
+
+
+def _add(numbers: dict[float, str], value: float, where: str) -> None:
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        numbers.setdefault(abs(float(value)), where)
+
+
+def _num(x: Any) -> float | None:
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) else None
+
+
+def _read(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise EngineError(f"{path}: cannot be read as JSON ({e}); the run directory is damaged") from None

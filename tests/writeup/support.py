@@ -1,0 +1,127 @@
+"""Shared pieces of the writeup tests: a copy of a real finished run (the grokking smoke profile, four stages,
+offline; trimmed to the files the writeup reads), a PhaseContext built from the real Hydra config, fake
+literature, and a stand-in for the figures module that copies the run's seed plots."""
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+import sys
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from engine.config import RunConfig, build
+from engine.llm.models import spec_from_dict
+from engine.llm.service import LLM, LLMSettings
+from engine.phase import PhaseContext
+from engine.tracking import NullTracker
+
+REPO = Path(__file__).resolve().parents[2]
+SMOKE_RUN = Path(__file__).resolve().parent / "fixtures" / "smoke_run"
+ENV = {"OPENAI_API_KEY": "test-key"}
+
+
+def smoke_copy(tmp_path: Path) -> Path:
+    dest = tmp_path / "run"
+    shutil.copytree(SMOKE_RUN, dest)
+    return dest
+
+
+def run_config(*overrides: str, own_format: Path | None = None) -> RunConfig:
+    """The resolved config of `+topic=grokking`; with `own_format`, a template folder without latex/ (so the
+    writeup uses our own LaTeX format)."""
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+        raw = OmegaConf.to_container(compose("config", overrides=["+topic=grokking", "tracking=none", *overrides]),
+                                     resolve=True)
+    cfg = build(raw, REPO)
+    if own_format is not None:
+        own_format.mkdir(parents=True, exist_ok=True)
+        cfg = dataclasses.replace(cfg, topic=dataclasses.replace(cfg.topic, path=own_format))
+    return cfg
+
+
+def context(run_dir: Path, cfg: RunConfig, llm: LLM | None = None, literature: object = None) -> PhaseContext:
+    return PhaseContext(run_dir, cfg, llm, NullTracker(), _literature=literature)
+
+
+def fake_llm(base_url: str, vision: bool = False, retries: int = 0) -> LLM:
+    spec = spec_from_dict({"name": "fake-model", "base_url": base_url, "vision": vision})
+    roles = {"writeup": spec, "citation": spec} | ({"vision": spec} if vision else {})
+    return LLM(roles, LLMSettings(max_retries=retries, timeout_s=30), ENV)
+
+
+@dataclass(frozen=True)
+class FakePaper:
+    """The parts of engine.literature.Paper the writeup uses."""
+    title: str
+    authors: tuple[str, ...]
+    year: int
+    venue: str = "arXiv"
+    doi: str | None = None
+    arxiv_id: str | None = None
+
+    @property
+    def bibtex_key(self) -> str:
+        return re.sub(r"[^a-z]", "", self.authors[0].split()[-1].lower()) + str(self.year) + \
+            re.sub(r"[^a-z]", "", self.title.split()[0].lower())
+
+    def bibtex(self) -> str:
+        authors = " and ".join(self.authors)
+        return (f"@article{{{self.bibtex_key},\n  title = {{{self.title}}},\n  author = {{{authors}}},"
+                f"\n  journal = {{{self.venue}}},\n  year = {{{self.year}}}\n}}")
+
+    def prompt_text(self) -> str:
+        return f"{self.title}\n{', '.join(self.authors)}. {self.venue}, {self.year}."
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+PAPERS = [FakePaper("Grokking: Generalization Beyond Overfitting on Small Algorithmic Datasets",
+                    ("Alethea Power", "Yuri Burda"), 2022, arxiv_id="2201.02177"),
+          FakePaper("Progress Measures for Grokking via Mechanistic Interpretability",
+                    ("Neel Nanda", "Lawrence Chan"), 2023, arxiv_id="2301.05217"),
+          FakePaper("Decoupled Weight Decay Regularization", ("Ilya Loshchilov", "Frank Hutter"), 2019)]
+
+
+@dataclass
+class FakeLiterature:
+    papers: list = field(default_factory=lambda: list(PAPERS))
+    error: Exception | None = None
+    queries: list[str] = field(default_factory=list)
+
+    def search(self, query: str, limit: int | None = None) -> list:
+        self.queries.append(query)
+        if self.error is not None:
+            raise self.error
+        return self.papers[:limit]
+
+
+@dataclass(frozen=True)
+class Figure:
+    path: str
+    caption: str
+    label: str
+    source: str
+    data: list[str]
+
+
+def install_fake_figures(monkeypatch) -> None:
+    """engine.writeup.figures replaced by a stand-in: the run's seed plots, copied to paper/figures/."""
+    def make_figures(ctx, out_dir: Path) -> list[Figure]:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        figs = []
+        for stage in ("initial", "ablations"):
+            shutil.copy(ctx.run_dir / "stages" / stage / "seeds.png", out_dir / f"seeds_{stage}.png")
+            figs.append(Figure(f"paper/figures/seeds_{stage}.png", f"Seed evaluation of stage {stage}: mean and "
+                               "standard error over 2 seeds.", f"fig:seeds_{stage}", "engine",
+                               [f"stages/{stage}/summary.json"]))
+        return figs
+
+    module = types.ModuleType("engine.writeup.figures")
+    module.Figure, module.make_figures = Figure, make_figures
+    monkeypatch.setitem(sys.modules, "engine.writeup.figures", module)

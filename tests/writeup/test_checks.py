@@ -1,0 +1,103 @@
+"""The checks after each compile, without compiling: number integrity, references, citations, duplicates,
+pages; and the facts they check against, read from a real run directory."""
+import pytest
+
+from engine.writeup.checks import main_pages, run_checks, trace, trace_numbers
+from engine.writeup.facts import collect_facts
+from engine.writeup.latex import escape, fill, with_disclosure
+from engine.writeup.writer import drop_unknown_citations
+from tests.writeup.support import SMOKE_RUN
+
+NUMBERS = {0.9312: "acc", 1441.6667: "mean steps", 150.0: "steps", 0.003: "lr", 2.0: "seeds", 0.07: "frac"}
+
+
+@pytest.mark.parametrize("written,fact", [("0.93", 0.9312), ("0.9312", 0.9312), ("93.1", 0.9312),
+                                          ("93", 0.9312), ("150", 150.0), ("1442", 1441.6667),
+                                          ("1,442", 1441.6667), ("3e-3", 0.003), ("0.0030", 0.003),
+                                          ("7", 0.07)])
+def test_trace_at_written_precision(written, fact):
+    assert trace(written, NUMBERS)[0] == fact
+
+
+@pytest.mark.parametrize("written", ["0.94", "151", "149", "93.2", "0.004", "1441", "1", "8"])
+def test_untraceable_numbers(written):
+    assert trace(written, NUMBERS) is None
+
+
+def doc(abstract: str, results: str, other: str = "") -> str:
+    return ("\\documentclass{article}\\begin{document}\\begin{abstract}" + abstract + "\\end{abstract}"
+            "\\section{Introduction}" + other + "\\section{Results}" + results + "\\end{document}")
+
+
+def test_integrity_ignores_references_lengths_years_and_identifiers():
+    tex = doc("Since 2019 we reach 93.1\\% (Figure~2, Table 3).",
+              "See Figure~\\ref{fig:x2} and \\cite{smith2020}. \\includegraphics[width=0.7\\linewidth]{f7.png}"
+              "\\vspace{3pt} step\\_val\\_acc\\_99 after 150 steps, lr $3 \\times 10^{-3}$ or 3e-3, Section 4.",
+              other="Numbers outside the checked sections (like 777) are not checked.")
+    traced, untraced = trace_numbers(tex, NUMBERS)
+    assert untraced == []
+    assert sorted(t["number"] for t in traced) == ["150", "3e-3", "3e-3", "93.1"]
+
+
+def test_invented_numbers_are_reported_with_context():
+    tex = doc("We reach 87.3\\% accuracy.", "The loss fell to 0.042 after 150 steps.")
+    _, untraced = trace_numbers(tex, NUMBERS)
+    assert [(u["number"], u["section"]) for u in untraced] == [("87.3", "abstract"), ("0.042", "section 'Results'")]
+    assert "loss fell to 0.042" in untraced[1]["context"]
+
+
+def test_structure_checks(tmp_path):
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "a.png").write_bytes(b"png")
+    tex = doc("", "\\includegraphics{figures/a.png}\\includegraphics{figures/a.png}\\includegraphics{figures/b.png}"
+              "\\label{fig:a} \\ref{fig:a} \\ref{fig:missing} \\citep{known,unknown2020}"
+              "\\section{Results} again", other="% \\ref{commented_out}\n")
+    report = run_checks(tmp_path, tex, None, NUMBERS, 4, {"known"})
+    c = report.checks
+    assert c["figures"].findings == ["\\includegraphics{figures/b.png}: no such file (figures are in figures/)"]
+    assert c["references"].findings == ["\\ref{fig:missing}: no \\label{fig:missing} is defined"]
+    assert c["citations"].findings == ["\\cite{unknown2020}: not in references.bib"]
+    assert any("figures/a.png is included 2 times" in f for f in c["duplicates"].findings)
+    assert any("'results' appears 2 times" in f for f in c["duplicates"].findings)
+    assert not report.ok and "figures/b.png" in report.feedback()
+
+
+def test_unknown_citations_are_removed():
+    tex = "as shown~\\cite{madeup2031}. Both \\citep[see][]{known, fake1} and \\citet{known}."
+    fixed, removed = drop_unknown_citations(tex, {"known"})
+    assert fixed == "as shown. Both \\citep[see][]{known} and \\citet{known}."
+    assert removed == ["madeup2031", "fake1"]
+
+
+def test_main_pages_end_at_references():
+    pages = ["Title\nIntro text\n1", "More text\n2", "Results\n3", "end of conclusion\nReferences\n[1] A.\n4",
+             "Appendix\n5"]
+    assert main_pages("\f".join(pages) + "\f") == (5, 4)
+    pages[3] = "References\n[1] A.\n4"  # the references start on a fresh page
+    assert main_pages("\f".join(pages)) == (5, 3)
+
+
+def test_facts_of_a_real_run():
+    facts = collect_facts(SMOKE_RUN)
+    assert facts.metric == "step_val_acc_99" and facts.direction == "minimize" and facts.baseline == 150.0
+    assert [s.name for s in facts.stages] == ["initial", "tuning", "agenda", "ablations"]
+    tuning = facts.stages[1]
+    assert tuning.budget == 4 and tuning.nodes == 4 and not tuning.completed
+    assert [c.change for c in tuning.history][1:] == ["num_heads", "learning_rate", "warmup_steps", "weight_decay"]
+    assert tuning.seed_mean == 150.0 and tuning.seeds_ok == 2
+    assert facts.settings["prime"] == 23 and facts.settings["learning_rate"] == 0.003
+    assert len(facts.node_metrics) == 17
+    # every metric of every node is a traceable number, and so is the 99 of the metric's name
+    for value in (0.6401515007019043, 4.383667945861816, 0.016981132328510284, 99.0, 23.0):
+        assert value in facts.numbers
+    assert 3149.0 not in facts.numbers  # digits of node ids are not facts
+    assert "Stage tuning (Hyperparameter tuning): budget 4, 4 nodes" in facts.prompt_text()
+
+
+def test_escape_and_fill():
+    assert escape("a_b & 50% {x} ~ -> #1") == "a\\_b \\& 50\\% \\{x\\} \\textasciitilde{} $\\rightarrow$ \\#1"
+    tex = with_disclosure(fill("\\begin{document}\\maketitle TITLE HERE|ABSTRACT HERE|INTRO HERE\\end{document}",
+                               "T", "A", {"introduction": "I", "results": "R"}))
+    assert "T|A|I" in tex and "\\section{Results}\nR" in tex and "\\bibliography{references}" in tex
+    assert tex.index("generated autonomously by an AI system") < tex.index("T|A|I")
+    assert "\\usepackage{graphicx}" in tex
