@@ -4,6 +4,7 @@ and v2 formats used unchanged via ideas.load=."""
 import json
 import os
 import re
+import shutil
 import subprocess
 
 import pytest
@@ -91,3 +92,65 @@ def test_idea_files_run_unchanged_via_ideas_load(tmp_path, v1_template, file, na
     assert json.loads(source.read_text()) == original  # the file itself untouched
     s = json.loads((run_dir / "summary.json").read_text())
     assert s["phases"][0]["status"] == "done" and s["nodes"]["total"] == 2
+
+
+@pytest.mark.slow
+def test_whole_pipeline_with_a_model_ends_with_a_paper_and_its_review(tmp_path, v1_template):
+    """Issue 11's 'done when': ideas, experiments, a compiled paper whose citations all resolve and whose numbers
+    trace or are listed, and review.json; everything through the real entry point and the real wire formats."""
+    from tests.engine.test_review import done as review_done
+    from tests.engine.test_review import review_json
+    from tests.writeup.paper_model import CLEAN, PaperModel
+
+    shutil.rmtree(v1_template / "latex")  # our workshop format (the fixture's own LaTeX is a one-liner)
+    figure = (r"\begin{figure}[t]\centering\includegraphics[width=0.6\linewidth]{figures/search_progress.png}"
+              r"\caption{Search progress.}\label{fig:progress}\end{figure}")
+    draft = dict(CLEAN, results="Figure~\\ref{fig:progress} shows the search.\n" + figure +
+                 "\nThe best validation loss was 0.123456, a number no run produced.")
+    paper_model = PaperModel(draft=draft)
+    experiments = pipeline_model((v1_template / "experiment.py").read_text())
+
+    def respond(path, body):
+        tools = body.get("tools") or []
+        name = tools[0]["function"]["name"] if tools else None
+        text = json.dumps(body["messages"])
+        if name in ("next_search", "pick_papers", "write_paper", "revise_section", "fixed_paper", "figure_notes"):
+            return paper_model(path, body)
+        if "draws the figures of a research paper" in text:  # the plotting program: ours take over after it
+            return {"text": "```python\nraise SystemExit('no figures today')\n```"}
+        if "Review the paper below" in text:
+            return review_done(4)
+        if "Review 1:" in text:
+            return review_json(4, "Reject", summary="Meta: thin evidence.")
+        return experiments(path, body)
+
+    run_dir = tmp_path / "run"
+    with FakeLLMServer(responder=respond) as llm, FakeScholarServer() as scholar:
+        env = os.environ | {"OPENAI_API_KEY": "test-key", "OPENALEX_API_KEY": "oa-key", "PYTHONUNBUFFERED": "1"}
+        res = subprocess.run(launch_cmd(
+            "+topic=template", f"topic.path={v1_template}", "topic.metric=val_loss", "topic.direction=minimize",
+            f"model.base_url={llm.base_url}", "model.name=fake-model", "ideas.num_ideas=2",
+            "ideas.num_reflections=2", "ideas.novelty_rounds=2", "writeup.plot_retries=1",
+            "writeup.num_cite_rounds=2", "review.num_reviews_ensemble=2", "review.num_reflections=2",
+            "review.num_fs_examples=0",
+            *[f"literature.{e}.base_url={scholar.base_url(e)}" for e in ("semantic_scholar", "openalex", "arxiv")],
+            *STAGE_ONE, f"hydra.run.dir={run_dir}"), cwd=REPO, capture_output=True, text=True, timeout=600,
+            env=env)
+        assert res.returncode == 0, res.stderr[-3000:]
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert [(p["name"], p["status"]) for p in s["phases"]] == [
+        ("ideas", "done"), ("experiments", "done"), ("writeup", "done"), ("review", "done")]
+    paper = s["paper"]
+    assert paper["kind"] == "paper" and (run_dir / paper["pdf"]).read_bytes()[:4] == b"%PDF"
+    text = subprocess.run(["pdftotext", str(run_dir / paper["pdf"]), "-"], capture_output=True, text=True).stdout
+    assert "[?]" not in text and "generated autonomously by an AI system" in " ".join(text.split())
+    assert "Power" in text  # the cited paper, from the literature search record
+    assert paper["removed_citations"] == ["nanda2023progress"]  # the key no search returned
+    integrity = json.loads((run_dir / "paper" / "integrity.json").read_text())
+    assert "0.123456" in [u["number"] for u in integrity["untraced"]]
+    review = json.loads((run_dir / "review.json").read_text())
+    assert s["review"] == {"Overall": 4, "Decision": "Reject", "file": "review.json"}
+    assert review["Summary"] == "Meta: thin evidence."
+    assert set(s["llm_by_stage"]) >= {"ideas", "writeup", "review", "initial"}
+    assert "Paper" in (run_dir / "viewer.html").read_text() and '"Meta: thin evidence."' in \
+        (run_dir / "viewer.html").read_text()
