@@ -131,7 +131,8 @@ def test_node_past_its_timeout_is_killed_and_slot_reused(two_machines):
 def test_search_on_two_machines_needs_no_shared_paths(two_machines, tmp_path, v1_template):
     cfg = OmegaConf.load(REPO / "conf" / "config.yaml")
     for group, name in (("search", "bfts"), ("stages", "default"), ("cluster", "ray"), ("sandbox", "default"),
-                        ("tracking", "none")):
+                        ("tracking", "none"), ("ideas", "default"), ("literature", "default"),
+                        ("writeup", "default"), ("review", "default")):
         cfg[group] = OmegaConf.load(REPO / "conf" / group / f"{name}.yaml")
     cfg.topic = OmegaConf.load(REPO / "conf" / "topic" / "template.yaml")
     cfg.topic.path = str(v1_template)
