@@ -1,6 +1,8 @@
-"""End to end on the shipped grokking template, smoke profile: all four stages with real training, sandboxed,
-offline proposer, multi-seed evaluation after each stage, plots and the stage records."""
+"""End to end on the shipped grokking template, smoke profile: the whole offline pipeline (the template's seed
+ideas, all four stages with real training, sandboxed, offline proposer, multi-seed evaluation after each stage,
+plots and the stage records, the results report PDF; the review skipped with its reason)."""
 import json
+import subprocess
 
 import pyarrow.parquet as pq
 import pytest
@@ -66,6 +68,20 @@ def test_grokking_smoke_walks_all_four_stages(tmp_path):
     info = json.loads((best_dir / "run_0" / "final_info.json").read_text())
     assert info["x_plus_y"]["means"]["final_train_acc"] > 0
     assert (best_dir / "acc_curves.png").read_bytes()[:4] == b"\x89PNG"
+    # the pipeline: every phase it can run offline, and the one it cannot named with its reason
+    assert [(p["name"], p["status"]) for p in s["phases"]] == [
+        ("ideas", "done"), ("experiments", "done"), ("writeup", "done"), ("review", "skipped")]
+    assert s["phases"][3]["why"].startswith("no model configured")
+    ideas = json.loads((run_dir / "ideas.json").read_text())
+    assert all(i["generated_by"].startswith("template seed ideas (offline") for i in ideas["ideas"])
+    assert s["paper"]["kind"] == "results report" and s["paper"]["untraced_numbers"] == 0
+    text = subprocess.run(["pdftotext", str(run_dir / "paper" / "paper.pdf"), "-"], capture_output=True,
+                          text=True).stdout
+    flat = " ".join(text.replace("_", " ").split())
+    assert "results report" in flat.lower() and "no model-written prose" in flat
+    assert f"{s['best']['value']:g}" in flat
+    for stage in ("Initial investigation", "Hyperparameter tuning", "Research agenda", "Ablation studies"):
+        assert stage.lower() in flat.lower(), stage
     # progress was shown while it ran, stage by stage
     assert "=== stage tuning" in res.stderr and "ablations [" in res.stderr
     assert {r["proposer"] for r in rows if r["operator"] in ("draft", "improve")} == {s["proposer"]}
