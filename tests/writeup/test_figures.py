@@ -18,10 +18,10 @@ from engine.llm.models import ModelSpec
 from engine.llm.service import LLM, LLMSettings
 from engine.phase import PhaseContext
 from engine.tracking import NullTracker
-from engine.writeup.figure_checks import Candidate, blank_reason, check_set, gray
-from engine.writeup.figure_data import load_run
-from engine.writeup.figure_staging import stage_run
 from engine.writeup.figures import Figure, make_figures
+from engine.writeup.figures.checks import Candidate, blank_reason, check_set, gray
+from engine.writeup.figures.data import load_run
+from engine.writeup.figures.staging import stage_run
 from tests.fake_llm_server import FakeLLMServer
 
 matplotlib.use("Agg")

@@ -17,7 +17,7 @@ from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from engine.writeup.figure_data import RunResults, Table, is_held_out, kind_of, node_tables, thin
+from engine.writeup.figures.data import RunResults, Table, is_held_out, kind_of, node_tables, thin
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from engine.writeup.figure_data import RunResults, load_result
+from engine.writeup.figures.data import RunResults, load_result
 
 log = logging.getLogger(__name__)
 

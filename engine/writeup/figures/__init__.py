@@ -1,8 +1,8 @@
 """The paper's figure set, made once per run and kept in paper/figures/ with figures.json.
 
-With a model, it writes one aggregate plotting program over the run's result files (engine/writeup/figure_model.py);
-our own deterministic figures (figure_engine.py) are always drawn from the run directory too, and fill the set
-when the model's attempts all fail, when it draws few, or offline. The final set is checked (figure_checks.py): no
+With a model, it writes one aggregate plotting program over the run's result files (engine/writeup/figures/model.py);
+our own deterministic figures (ours.py) are always drawn from the run directory too, and fill the set
+when the model's attempts all fail, when it draws few, or offline. The final set is checked (checks.py): no
 blank image, no picture twice, at most `writeup.max_figures`; every dropped figure is recorded with its reason.
 A resumed writeup finds figures.json with all its files and returns it without redrawing anything."""
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Any
 
 from engine.phase import PhaseContext
 from engine.sandbox import SandboxConfig
-from engine.writeup.figure_checks import Candidate, check_set
-from engine.writeup.figure_data import RunResults, load_run
-from engine.writeup.figure_engine import Drawn, Skipped, engine_figures
-from engine.writeup.figure_model import ModelResult, model_figures, plot_role
+from engine.writeup.figures.checks import Candidate, check_set
+from engine.writeup.figures.data import RunResults, load_run
+from engine.writeup.figures.model import ModelResult, model_figures, plot_role
+from engine.writeup.figures.ours import Drawn, Skipped, engine_figures
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from typing import Any
 from engine.llm.service import LLM, CallContext, LLMCallError
 from engine.prompts import render_from
 from engine.sandbox import SandboxConfig, run_sandboxed
-from engine.writeup.figure_checks import blank_reason, gray
-from engine.writeup.figure_data import RunResults
-from engine.writeup.figure_engine import Drawn, Skipped
-from engine.writeup.figure_staging import Staging, idea_text, listing, stage_run, stage_text
+from engine.writeup.figures.checks import blank_reason, gray
+from engine.writeup.figures.data import RunResults
+from engine.writeup.figures.ours import Drawn, Skipped
+from engine.writeup.figures.staging import Staging, idea_text, listing, stage_run, stage_text
 
 log = logging.getLogger(__name__)
 
