@@ -82,3 +82,44 @@ def test_stages_show_how_they_ended_and_nodes_their_change_and_critique(tmp_path
     assert "Curves fall smoothly." in opened
     opened = dump_dom(page, f"#node={copy.id}")
     assert f'href="#node={child.id}">#1</a>' in opened
+
+
+@needs_chromium
+def test_phases_ideas_paper_and_review_views_in_chromium(tmp_path):
+    from engine.rundir import write_json
+    run, journal, summary, _ = make_run(tmp_path)
+    summary["phases"] = [{"name": "ideas", "status": "done", "wall_time_s": 12.0, "cost_usd": 0.01},
+                         {"name": "experiments", "status": "done", "wall_time_s": 50.0, "cost_usd": 0.1},
+                         {"name": "writeup", "status": "done", "wall_time_s": 30.0, "cost_usd": 0.05},
+                         {"name": "review", "status": "skipped", "wall_time_s": 0, "cost_usd": 0.0,
+                          "why": "no model <configured>"}]
+    paper = {"title": "Grokking: <Generalization>", "authors": ["A. Power", "Y. Burda"], "venue": "ICLR",
+             "year": 2022, "citation_count": 350}
+    write_json(run.path / "ideas.json", {"chosen": "wd", "ideas": [
+        {"Name": "wd", "Title": "Weight decay and grokking", "Interestingness": 7, "Feasibility": 8, "Novelty": 6,
+         "Short Hypothesis": "Decay makes it grok sooner.", "novel": True,
+         "novelty": {"decision": "novel", "reason": "no paper varies decay this way", "papers": [paper]}},
+        {"Name": "lr", "Title": "Learning rate", "novel": False, "novelty": {"decision": "not novel", "papers": []}}],
+        "dropped": [{"Name": "cook", "Title": "Cooking pasta", "reason": "off the topic"}]})
+    write_json(run.path / "idea.json", {"Name": "wd"})
+    write_json(run.path / "phases" / "writeup.json", {"status": "done", "outputs": {
+        "pdf": "paper/paper.pdf", "kind": "paper", "pages": 4, "figures": 5, "citations": 7}})
+    write_json(run.path / "paper" / "integrity.json", {"untraced": [{"number": "87.3", "context": "we reach 87.3%"}],
+                                                       "checks": {"refs": {"ok": True, "findings": []}}})
+    write_json(run.path / "review.json", {"Overall": 4, "Decision": "Reject", "Summary": "A small study.",
+                                          "Strengths": ["clear"], "Weaknesses": ["tiny <models>"],
+                                          "Questions": [], "Ensemble": [{"Overall": 3}]})
+    page = write_viewer(run, journal, summary)
+    dom = dump_dom(page)
+    assert len(re.findall(r'<tr class="phase"><td>(?!\$)', dom)) == 4 and 'href="#ideas">ideas</a>' in dom
+    assert "no model &lt;configured&gt;" in dom
+    ideas = dump_dom(page, "#ideas")
+    assert "Weight decay and grokking" in ideas and "<b>chosen</b>" in ideas
+    assert re.search(r'class="novelty">novel<', ideas) and re.search(r'class="novelty">not novel<', ideas)
+    assert "Grokking: &lt;Generalization&gt;" in ideas and "350 citations" in ideas
+    assert "Cooking pasta: off the topic" in ideas
+    opened = dump_dom(page, "#paper")
+    assert 'id="paper-link" href="paper/paper.pdf"' in opened and "87.3: we reach 87.3%" in opened
+    review = dump_dom(page, "#review")
+    assert 'id="review-Overall">4<' in review and 'id="review-Decision">Reject<' in review
+    assert "tiny &lt;models&gt;" in review
