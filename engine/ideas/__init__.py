@@ -86,8 +86,9 @@ def run_phase(ctx: PhaseContext) -> dict[str, Any]:
     write_json(ctx.run_dir / "idea.json", ideas[chosen])
     ctx.tracker.log_table("ideas", table_rows(ideas, chosen))
     num_novel = sum(1 for i in ideas if i.get("novel") is True)
-    log.info("ideas: %d (%d novel, %d dropped); the experiments test %s", len(ideas), num_novel, len(dropped),
-             ideas[chosen]["Name"])
+    unchecked_ = sum(1 for i in ideas if (i.get("novelty") or {}).get("decision") == "unchecked")
+    log.info("ideas (%s): %d, %d novel, %d not checked for novelty, %d dropped; the experiments test %s", label,
+             len(ideas), num_novel, unchecked_, len(dropped), ideas[chosen]["Name"])
     return {"ideas": "ideas.json", "idea": "idea.json", "chosen": ideas[chosen]["Name"], "num_ideas": len(ideas),
             "num_novel": num_novel, "dropped": len(dropped), "source": source, "generated_by": label}
 
