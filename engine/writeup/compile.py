@@ -4,6 +4,7 @@ Nothing here raises when no PDF comes out: the result says why (errors with thei
 and the caller decides; the logs stay in the folder."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
@@ -61,7 +62,7 @@ def compile_latex(folder: Path, timeout_s: float, tex_name: str = "paper.tex", b
     steps = ["pdflatex", "bibtex", "pdflatex", "pdflatex"] if cites else ["pdflatex", "pdflatex"]
     for program in steps:
         argv = ["bibtex", job] if program == "bibtex" else [
-            "pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex_name]
+            "pdflatex", "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error", tex_name]
         failed = _run(argv, folder, timeout_s)
         if program == "bibtex":
             blg = _read(folder / f"{job}.blg")
@@ -91,10 +92,17 @@ def compile_latex(folder: Path, timeout_s: float, tex_name: str = "paper.tex", b
     return result
 
 
+# LaTeX written by a model is untrusted: TeX may read and write only files of the paper's folder and TeX's own
+# trees (kpathsea's "paranoid" mode: no absolute paths, no parent folders, no dot files), so that a prompt-injected
+# \input{/home/me/.netrc} cannot copy a secret into the PDF, which goes on to the reviewer model
+TEX_PARANOID = {"openin_any": "p", "openout_any": "p"}
+
+
 def _run(argv: list[str], cwd: Path, timeout_s: float) -> str | None:
     """None when the program succeeded, else a one-line reason."""
     try:
-        proc = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s)
+        proc = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s,
+                              env=os.environ | TEX_PARANOID)
     except subprocess.TimeoutExpired:
         return f"{argv[0]} timed out after {timeout_s:g} s (writeup.latex_timeout_s); the log is in {cwd}"
     except FileNotFoundError:

@@ -48,3 +48,17 @@ def test_undefined_citation_and_chktex(tmp_path):
     assert any("nobody1999" in w and "bibtex" in w for w in result.warnings)
     assert any("line 3" in w for w in result.chktex)  # the unmatched parenthesis
     assert any("line 5" in w for w in result.chktex)  # the " instead of ''
+
+
+@pytest.mark.parametrize("body", [r"\input{/etc/hostname}", r"\input{../secret.txt}",
+                                  r"\immediate\write18{cat /etc/hostname > leaked.tex}\input{leaked}"])
+def test_model_latex_cannot_read_files_outside_the_paper_folder(tmp_path, body):
+    paper = tmp_path / "paper"
+    paper.mkdir()
+    (tmp_path / "secret.txt").write_text("SECRET-TOKEN-42")
+    (paper / "paper.tex").write_text(r"\documentclass{article}\begin{document}" + body + r" x\end{document}")
+    result = compile_latex(paper, 60, bibtex=False, chktex=False)
+    assert not result.ok and any("not found" in e for e in result.errors)
+    assert not (paper / "leaked.tex").exists()
+    log = (paper / "paper.log").read_text(errors="replace")
+    assert "SECRET-TOKEN-42" not in log and open("/etc/hostname").read().strip() + " x" not in log
