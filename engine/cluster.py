@@ -13,6 +13,7 @@ import logging
 import os
 from dataclasses import dataclass
 
+from engine import interrupt
 from engine.errors import EngineError
 from engine.executor import Executor, LocalExecutor
 
@@ -59,6 +60,7 @@ def start_executor(cfg: ClusterConfig, template_gpus: float = 0.0) -> Executor:
                          configure_logging=False, runtime_env=_code_for_workers())
             except ConnectionError as e:
                 raise EngineError(f"cannot connect to the Ray cluster at {cfg.address}: {e}") from None
+    interrupt.take_back()  # Ray's own SIGTERM handler dumps a stack and exits: ours marks the run interrupted
     total_gpus = ray.cluster_resources().get("GPU", 0)
     fraction = cfg.runner_gpu_fraction
     if fraction is None:

@@ -200,7 +200,6 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
     except KeyboardInterrupt:
         executor.shutdown()
         write_status("interrupted")
-        log.warning("interrupted: resume with  python -m engine.launch resume=%s", run_dir)
         raise
     except BaseException:
         executor.shutdown()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     try:
         summary = run_pipeline(ctx)
+    except KeyboardInterrupt:
+        sig = interrupt.received()
+        log.warning("interrupted by %s: nothing finished is lost; resume with\n    python -m engine.launch resume=%s",
+                    signal.Signals(sig).name if sig else "Ctrl-C", run_dir)
+        raise
     finally:
         ctx.tracker.finish(summary or (read_json(run_dir / "summary.json") or {}))
     log.info("summary:\n%s", json.dumps(summary, indent=2))
@@ -102,7 +108,7 @@ def main(cfg: DictConfig) -> None:
         log.error("%s", e)
         sys.exit(2)
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(128 + (interrupt.received() or signal.SIGINT))  # 130 for Ctrl-C, 143 for SIGTERM
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def rows(run_dir):
     return {r["id"]: r for r in pq.read_table(run_dir / "journal").to_pylist()}
 
 
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
 def test_resume_loses_nothing_and_reruns_nothing(tmp_path, v1_template, how):
     code = (v1_template / "experiment.py").read_text().replace("SLEEP_S = 0.0", "SLEEP_S = 1.5")
     (v1_template / "experiment.py").write_text(code)
@@ -46,10 +46,13 @@ def test_resume_loses_nothing_and_reruns_nothing(tmp_path, v1_template, how):
     pending = {p.stem for p in (run_dir / "pending").glob("*.json")}
     assert 4 <= len(before) < 10
     assert pending, "nodes that were running when the run stopped are remembered"
-    if how == signal.SIGINT:
-        assert proc.returncode == 130
+    if how in (signal.SIGINT, signal.SIGTERM):  # SIGTERM (Slurm, Kubernetes, `timeout`) is handled like Ctrl-C
+        assert proc.returncode == 128 + how
         assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
-        assert "resume=" in out
+        assert json.loads((run_dir / "phases" / "experiments.json").read_text())["status"] == "interrupted"
+        assert f"python -m engine.launch resume={run_dir}" in out
+        assert f"python -m engine.launch resume={run_dir}" in (run_dir / "launch.log").read_text()
+        assert "SIGTERM received" not in out and "Traceback" not in out, out[-3000:]
 
     res = launch("+topic=template", f"topic.path={v1_template}", f"resume={run_dir}")
     assert res.returncode == 0, res.stderr[-3000:]
