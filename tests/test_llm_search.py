@@ -3,7 +3,6 @@ import json
 import os
 import re
 import subprocess
-import time
 
 import pyarrow.parquet as pq
 import pytest
@@ -80,14 +79,16 @@ def test_search_through_an_openai_compatible_server_then_replay(tmp_path, v1_tem
     assert s2["nodes"]["total"] == 5 and all(r["replayed"] for r in pq.read_table(run2 / "llm" / "ledger").to_pylist())
 
 
-def test_wrong_key_fails_within_seconds_naming_the_variable(tmp_path, v1_template):
+def test_wrong_key_fails_before_any_machinery_naming_the_variable(tmp_path, v1_template):
+    """How fast is measured by benchmarks/fail_fast.py; here: the model check comes before Ray and the sandbox
+    are started, it is not retried, and the run ends with one clear line."""
     with FakeLLMServer() as server:
-        start = time.monotonic()
         res = run_engine("+topic=template", f"topic.path={v1_template}", f"model.base_url={server.base_url}",
                          "model.name=fake-model", f"hydra.run.dir={tmp_path / 'r'}", key="wrong-key")
-        elapsed = time.monotonic() - start
-    assert res.returncode == 2 and elapsed < 10
+        assert len(server.requests) == 1  # the one check call, not retried
+    assert res.returncode == 2
     assert "rejected the key in $OPENAI_API_KEY" in res.stderr and "Traceback" not in res.stderr
+    assert "Ray:" not in res.stderr and "=== phase" not in res.stderr
     assert not (tmp_path / "r" / "journal").exists()
 
 

@@ -3,6 +3,7 @@ transcripts (or replay), one bounded re-ask when a reply cannot be parsed, and c
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -123,15 +124,14 @@ class LLM:
             error=error, replayed=self.replayer is not None, time=time.time()))
 
     def _translate(self, role: str, spec: ModelSpec, e: Exception) -> Exception:
-        import anthropic
-        import openai
-
         where = spec.base_url or spec.provider
-        if isinstance(e, (openai.AuthenticationError, anthropic.AuthenticationError,
-                          openai.PermissionDeniedError, anthropic.PermissionDeniedError)):
+        # the SDKs' error classes, of the SDKs already imported (an error can only come from one that is): importing
+        # the other one here would cost seconds between the answer and the message
+        sdks = [sys.modules[name] for name in ("openai", "anthropic") if name in sys.modules]
+        if isinstance(e, tuple(c for m in sdks for c in (m.AuthenticationError, m.PermissionDeniedError))):
             return EngineError(f"role {role}: {where} rejected the key in ${spec.api_key_env} for model "
                                f"{spec.name}: {_message(e)}")
-        if isinstance(e, (openai.NotFoundError, anthropic.NotFoundError)):
+        if isinstance(e, tuple(m.NotFoundError for m in sdks)):
             return EngineError(f"role {role}: {where} does not know model {spec.name!r}: {_message(e)}")
         if isinstance(e, EngineError):
             return e
