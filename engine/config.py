@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the phases' settings live in their packages, which import t
     from engine.writeup.config import WriteupConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).parent  # engine/: its templates/ and conf/ (links in a checkout, copies when installed)
 PHASES = ("ideas", "experiments", "writeup", "review")  # the pipeline's phases, in their only order
 
 
@@ -66,11 +67,12 @@ class RunConfig:
 
 
 def resolve_path(path: str, base: Path | None = None) -> Path:
-    """An absolute path; a relative one is looked up from `base` (the launch directory), then the repo."""
+    """An absolute path; a relative one is looked up from `base` (the launch directory), then the package (the
+    shipped templates, e.g. templates/grokking), then the repository."""
     p = Path(path).expanduser()
     if p.is_absolute():
         return p
-    for root in (base or Path.cwd(), REPO_ROOT):
+    for root in (base or Path.cwd(), PACKAGE_ROOT, REPO_ROOT):
         if (root / p).exists():
             return (root / p).resolve()
     return (base or Path.cwd()).joinpath(p).resolve()

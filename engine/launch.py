@@ -100,7 +100,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+# conf/ is found through the package (engine/conf, a link to the repository's conf/ in a checkout, a copy in an
+# installed wheel), so `pip install .` works from any directory
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     try:
         run(cfg)

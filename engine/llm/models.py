@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from engine.errors import EngineError
 
-MODEL_DIR = Path(__file__).resolve().parents[2] / "conf" / "model"
+MODEL_DIR = Path(__file__).resolve().parents[1] / "conf" / "model"  # engine/conf: the package's own
 PROVIDERS = ("openai", "anthropic", "bedrock", "vertex")
 ROLES = ("code", "feedback", "vision", "select", "summary", "review", "ideation", "citation", "writeup")
 
