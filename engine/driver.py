@@ -57,19 +57,27 @@ class Driver:
         self.proposing: dict[Future, Node] = {}  # placeholders whose code is being written
         self.running: dict[str, Node] = {}
         self.reviewing: dict[Future, tuple[Node, NodeOutcome]] = {}  # finished runs awaiting feedback
+        self.queued: list[Node] = []  # resumed nodes waiting for a free slot
         self.started = time.monotonic()
         self.overhead_s: list[float] = []  # per node: driver time from a result to its slot's next submission
 
     @property
     def pending(self) -> list[Node]:
         return list(self.proposing.values()) + list(self.running.values()) + \
-            [node for node, _ in self.reviewing.values()]
+            [node for node, _ in self.reviewing.values()] + self.queued
 
     def search(self, resumed: list[Node] = ()) -> None:
-        """Run until `max_nodes` nodes have finished. `resumed` nodes (unfinished at a crash) go first."""
+        """Run until `max_nodes` nodes have finished. `resumed` nodes (unfinished at a crash) go first: one that
+        had finished running gets its feedback without running again; the others run as slots free."""
         try:
             for node in resumed:
-                self._submit(node)
+                saved = self.run.load_run(node)
+                if saved is None:
+                    self.queued.append(node)
+                    continue
+                result, artifacts, plot_error = saved
+                self.running[node.id] = node
+                self._finish(NodeOutcome(node.id, result, artifacts, plot_error))
             self._check_stop()
             while self.pending or (self.stop_reason is None and len(self.state.journal) < self.max_nodes):
                 interrupt.check()
@@ -90,10 +98,13 @@ class Driver:
     def _capacity(self) -> int:
         # until the baseline (template-free: the first working draft) has told which metric to use, it runs alone
         if self.state.spec is None:
-            return 0 if self.pending else 1
+            return 0 if self.proposing or self.running or self.reviewing else 1
         return self.executor.slots
 
     def _fill_slots(self) -> None:
+        # resumed nodes first, as slots free
+        while self.queued and len(self.proposing) + len(self.running) < self._capacity():
+            self._submit(self.queued.pop(0))
         # runs awaiting feedback hold no slot; they still count against the node budget
         while self.stop_reason is None and len(self.proposing) + len(self.running) < self._capacity() and \
                 len(self.state.journal) + len(self.pending) < self.max_nodes:
@@ -185,6 +196,7 @@ class Driver:
         if self.reviewer is None:
             self._record(node, outcome)
         else:
+            self.run.save_run(node, outcome.result, outcome.artifacts, outcome.plot_error)
             self.reviewing[self.proposals.submit(self.reviewer, node, outcome)] = (node, outcome)
 
     def _take_reviews(self) -> None:

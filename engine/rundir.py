@@ -3,7 +3,8 @@
     config.yaml          resolved config of the run
     idea.json            the idea being tested
     journal/             Parquet, one file per finished node (append-only; read as one table)
-    pending/             proposals handed to a runner but not finished (re-run on resume)
+    pending/             proposals handed to a runner but not finished (re-run on resume); <id>.run/ holds a
+                         finished run whose model feedback was still pending (not re-run on resume)
     nodes/<step>-<id>/   the node's code, logs, run_0/ (final_info.json, arrays) and plots
     tree.json            the search tree (ids, parents, operators, metrics)
     best/                the best node's code and its record
@@ -93,6 +94,17 @@ def pending_to_json(node: Node) -> dict[str, Any]:
     return {k: v for k, v in asdict(node).items() if k != "exec"}
 
 
+def _write_tree(root: Path, files: dict[str, bytes]) -> None:
+    """`files` (relative path -> bytes) under `root`; a name that would land outside it is skipped."""
+    root.mkdir(parents=True, exist_ok=True)
+    for rel, content in files.items():
+        dest = (root / rel).resolve()
+        if root.resolve() not in dest.parents:
+            continue  # never write outside the folder, whatever names came back
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(content)
+
+
 class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path).resolve()
@@ -107,18 +119,33 @@ class RunDir:
     def add_pending(self, node: Node) -> None:
         write_json(self.pending_dir / f"{node.id}.json", pending_to_json(node))
 
+    def save_run(self, node: Node, result: ExecResult, artifacts: dict[str, bytes], plot_error: str | None) -> None:
+        """What a node's run produced, kept while its model feedback is pending: a resume then asks for the
+        feedback without running the program again."""
+        folder = self.pending_dir / f"{node.id}.run"
+        staging = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        _write_tree(staging / "artifacts", artifacts)
+        write_json(staging / "result.json", {"result": asdict(result), "plot_error": plot_error})
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(staging, folder)
+
+    def load_run(self, node: Node) -> tuple[ExecResult, dict[str, bytes], str | None] | None:
+        """(result, artifacts, plot error) saved by save_run, or None when the node had not finished running."""
+        folder = self.pending_dir / f"{node.id}.run"
+        if not (folder / "result.json").is_file():
+            return None
+        saved = json.loads((folder / "result.json").read_text())
+        root = folder / "artifacts"
+        artifacts = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+        return ExecResult(**saved["result"]), artifacts, saved["plot_error"]
+
     def record(self, node: Node, artifacts: dict[str, bytes]) -> None:
         """Store a finished node: its folder first, then its journal row (the row marks it finished)."""
         final = self.node_dir(node)
         staging = final.with_name(final.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
-        for rel, content in artifacts.items():
-            dest = (staging / rel).resolve()
-            if staging.resolve() not in dest.parents:
-                continue  # never write outside the node's folder, whatever names came back
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(content)
-        staging.mkdir(parents=True, exist_ok=True)
+        _write_tree(staging, artifacts)
         write_json(staging / "node.json", pending_to_json(node) | {"exec": asdict(node.exec)})
         shutil.rmtree(final, ignore_errors=True)
         os.replace(staging, final)
@@ -129,6 +156,7 @@ class RunDir:
         pq.write_table(table, tmp)
         os.replace(tmp, part)
         (self.pending_dir / f"{node.id}.json").unlink(missing_ok=True)
+        shutil.rmtree(self.pending_dir / f"{node.id}.run", ignore_errors=True)
 
     def write_best(self, node: Node) -> None:
         write_atomic(self.path / "best" / "experiment.py", node.code)

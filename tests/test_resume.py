@@ -120,3 +120,48 @@ def test_resume_in_a_later_stage_keeps_finished_stages(tmp_path, v1_template):
     assert json.loads((run_dir / "stages" / "tuning" / "summary.json").read_text())["seeds"]["seeds"] == [0, 1]
     # no ablation switches in a v1 template: stage 4 says so instead of inventing any
     assert "declares no ablation switches" in s["stages"][3]["why"]
+
+
+def test_resume_with_a_model_runs_nothing_twice_though_more_nodes_were_pending_than_slots(tmp_path, v1_template):
+    """Killed while several finished runs await the model's (slow) feedback, more of them than slots: the resume
+    asks for their feedback without running them again, and runs the rest as slots free."""
+    from tests.fake_llm_server import FakeLLMServer
+    from tests.test_llm_search import scripted_model
+
+    code = (v1_template / "experiment.py").read_text().replace("SLEEP_S = 0.0", "SLEEP_S = 0.5")
+    (v1_template / "experiment.py").write_text(code)
+    model, slow = scripted_model(code), {"feedback_s": 30.0}
+
+    def respond(path, body):
+        if body.get("tools"):
+            time.sleep(slow["feedback_s"])  # the feedback call: slow in the first run
+        return model(path, body)
+
+    run_dir = tmp_path / "run"
+    overrides = ["+topic=template", f"topic.path={v1_template}", "topic.metric=val_loss", "topic.direction=minimize",
+                 *one_stage(6), "cluster.slots=1", "search.num_drafts=1", "tracking=none",
+                 "stages.tie_break_tolerance=0", f"hydra.run.dir={run_dir}"]
+    env = os.environ | {"OPENAI_API_KEY": "test-key", "PYTHONUNBUFFERED": "1"}
+    with FakeLLMServer(responder=respond) as server:
+        proc = subprocess.Popen(launch_cmd(*overrides, f"model.base_url={server.base_url}", "model.name=fake-model"),
+                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        deadline = time.monotonic() + 180
+        while len(list((run_dir / "pending").glob("*.run"))) < 2:  # two finished runs await feedback, 1 slot
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+            time.sleep(0.1)
+        proc.kill()
+        proc.communicate(timeout=60)
+        saved = {p.name.removesuffix(".run"): json.loads((p / "result.json").read_text())["result"]["started_at"]
+                 for p in (run_dir / "pending").glob("*.run")}
+        pending = {p.stem for p in (run_dir / "pending").glob("*.json")}
+        assert len(pending) > 1  # more pending nodes than the one slot
+        slow["feedback_s"] = 0.0
+        res = subprocess.run(launch_cmd(f"resume={run_dir}"), cwd=REPO, capture_output=True, text=True, env=env,
+                             timeout=300)
+        assert res.returncode == 0, res.stderr[-3000:]
+    after = rows(run_dir)
+    assert len(after) == 6 and pending <= set(after)
+    for node_id, started_at in saved.items():  # its run was kept: feedback only, not run again
+        assert after[node_id]["started_at"] == started_at
+    assert "all slots are busy" not in res.stderr
+    assert not list((run_dir / "pending").iterdir())
