@@ -42,6 +42,8 @@ class ClusterConfig:
 def start_executor(cfg: ClusterConfig, template_gpus: float = 0.0) -> Executor:
     if cfg.kind == "threads":
         return LocalExecutor(cfg.slots)
+    if cfg.kind == "local":  # a private instance stays on loopback (Ray's documented switch, read at import)
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
     from engine.ray_executor import InfeasibleError, RayExecutor, RunnerSpec
@@ -51,7 +53,7 @@ def start_executor(cfg: ClusterConfig, template_gpus: float = 0.0) -> Executor:
         if cfg.kind == "local":
             ray.init(address="local", num_cpus=_opt_int(cfg.num_cpus), num_gpus=_opt_int(cfg.num_gpus),
                      include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
-                     configure_logging=False, _node_ip_address="127.0.0.1")  # private: loopback only
+                     configure_logging=False)
         else:
             if not cfg.address:
                 raise EngineError("cluster=ray needs cluster.address (auto, host:6379 or ray://host:10001)")

@@ -6,6 +6,7 @@ Proposals (an LLM call, for a model proposer) run on their own small thread pool
 """
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -222,7 +223,10 @@ class Driver:
             node.finished_at = time.time()
             judge(node, outcome.result, self.state.spec or MetricSpec("unknown"))
             node.analysis = _analysis(node, outcome, self.state.spec)
-        self.run.record(node, outcome.artifacts)
+        artifacts = outcome.artifacts
+        if outcome.runner:  # where it ran: host, Ray node, pid, GPUs, the engine copy the runner imported
+            artifacts = artifacts | {"runner.json": json.dumps(outcome.runner, indent=1).encode()}
+        self.run.record(node, artifacts)
         self.state.journal.add(node)
         self._report(node)
         self.on_finish(node, outcome)

@@ -44,8 +44,10 @@ class Runner:
         self.gpu_fraction = gpu_fraction
 
     def where(self) -> dict:
+        import engine  # which copy this worker imported: on a cluster, the one Ray shipped (py_modules)
+
         return {"host": socket.gethostname(), "pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(),
-                "gpu_ids": [str(g) for g in ray.get_gpu_ids()]}
+                "gpu_ids": [str(g) for g in ray.get_gpu_ids()], "engine": os.path.dirname(engine.__file__)}
 
     def run(self, job: NodeJob) -> NodeOutcome:
         gpu_ids = [str(g) for g in ray.get_gpu_ids()]
