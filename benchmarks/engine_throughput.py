@@ -27,7 +27,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor, wait
 from pathlib import Path
 
-import ray
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # read when Ray is imported: loopback only
+import ray  # noqa: E402
 
 from engine.driver import Driver, SearchState
 from engine.node_exec import NodeJob, NodeOutcome, execute_node
@@ -176,7 +177,7 @@ def main() -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local instance for the run
     durations = workload(args.nodes, args.median_s, args.sigma, args.seed)
     ray.init(address="local", num_cpus=args.slots, num_gpus=2, include_dashboard=False,
-             logging_level="WARNING", log_to_driver=False, _node_ip_address="127.0.0.1")
+             logging_level="WARNING", log_to_driver=False)
     try:
         ours = run_ours(durations, args.slots)
         barrier = run_barrier(durations, args.slots)

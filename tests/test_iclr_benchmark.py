@@ -150,12 +150,17 @@ def test_killed_benchmark_resumes_without_reviewing_a_finished_paper_twice(tmp_p
 
 
 def test_offline_without_papers_says_what_to_do(tmp_path):
-    ratings, _ = ratings_subset(tmp_path, n_each=1)
+    ratings, picked = ratings_subset(tmp_path, n_each=1)
     with FakeLLMServer(responder=reviewer_model()) as server:
         res = bench("--model", "fake-model", "--base-url", server.base_url, "--ratings", str(ratings),
                     "--num_reviews", "2", "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(tmp_path / "o"),
-                    "--pdf-url", "http://127.0.0.1:9/pdf?id={id}")
+                    "--num_fs_examples", "0", "--openreview-url", "http://127.0.0.1:9", "--download-attempts", "2",
+                    "--download-backoff-s", "0.05")
+        assert server.requests == []  # nothing to review: the model is not even asked
     assert res.returncode == 2 and "--papers-dir" in res.stderr and "Traceback" not in res.stderr
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert "2 papers evaluated: 0 reviewed, 0 failed, 2 skipped" in report
+    assert all(f"- {r['paper_id']}: download: ConnectError" in report for r in picked)
 
 
 def test_ratings_file_ships_with_the_project():

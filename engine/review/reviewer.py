@@ -7,6 +7,7 @@ import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,9 @@ def perform_review(paper_txt: str, model: str, client: Any, num_reflections: int
                    num_reviews_ensemble: int = 5, temperature: float = 0.1, *, llm: LLM | None = None,
                    fewshot_dir: Path | None = None, max_concurrency: int = 4) -> dict[str, Any]:
     """Review a paper's text. `client` is an openai.OpenAI or anthropic.Anthropic client (as in the original);
-    alternatively pass this project's `llm` (its `review` role is used, with the run's ledger).
+    alternatively pass this project's `llm` (its `review` role is used, with the run's ledger). The first
+    `num_fs_examples` examples of `fewshot_dir` (default engine/review/fewshot/; the v1 layout, see
+    load_fewshot) are shown before the paper; with fewer there it reviews with those and warns.
 
     Returns the 16 NeurIPS-form fields, plus "Ensemble": the member reviews it was built from."""
     llm = llm or llm_for_client(model, client, max_concurrency)
@@ -135,18 +138,73 @@ def validate(review: Any) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class FewshotExample:
+    """One few-shot pair: a paper's text and a review of it in the NeurIPS-form fields."""
+    name: str             # the file stem shared by <name>.json and <name>.txt / <name>.pdf
+    paper: str
+    review: dict[str, Any]
+    paper_id: str | None  # "paper_id" in the JSON (scripts/build_fewshot.py writes it), when given
+    title: str | None     # "title" in the JSON, else a guess from the paper's first lines
+
+
+def load_fewshot(folder: Path, limit: int | None = None) -> list[FewshotExample]:
+    """The examples in `folder`, in file-name order (the first `limit` of them; all when None). The v1 layout
+    is read unchanged: <name>.json next to <name>.txt or <name>.pdf (the text file wins when both are there; a
+    PDF is read with load_paper). The JSON is either the review itself or {"review": <the review, or it as a
+    JSON string>, ...}. A JSON file without a paper beside it is not an example; a review that is not a
+    complete NeurIPS-form review is an error."""
+    from engine.review.paper import load_paper
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ReviewError(f"{folder}: the few-shot folder does not exist")
+    examples = []
+    for js in sorted(folder.glob("*.json")):
+        txt, pdf = js.with_suffix(".txt"), js.with_suffix(".pdf")
+        if not (txt.is_file() or pdf.is_file()):
+            continue
+        if limit is not None and len(examples) >= limit:
+            break
+        paper = txt.read_text() if txt.is_file() else load_paper(pdf)
+        try:
+            raw = json.loads(js.read_text())
+            review = raw.get("review", raw) if isinstance(raw, dict) else raw
+            review = validate(json.loads(review) if isinstance(review, str) else review)
+        except (json.JSONDecodeError, ValueError) as e:
+            raise ReviewError(f"{js}: not a usable few-shot review ({e}); it must hold the NeurIPS-form fields "
+                              f"{list(FIELDS)}, at the top level or under \"review\"") from None
+        meta = raw if isinstance(raw, dict) and "review" in raw else {}
+        examples.append(FewshotExample(js.stem, paper, {k: review[k] for k in FIELDS},
+                                       meta.get("paper_id"), meta.get("title") or guess_title(paper)))
+    return examples
+
+
+def guess_title(text: str) -> str | None:
+    """The first line of a paper's text that reads like a title (not a venue banner), or None."""
+    banner = ("published as", "under review", "accepted at", "proceedings", "arxiv", "preprint", "workshop")
+    for line in text.splitlines()[:15]:
+        line = line.strip()
+        if len(line.split()) >= 2 and not any(b in line.lower() for b in banner):
+            return line[:200]
+    return None
+
+
+def fewshot_prompt(examples: list[FewshotExample]) -> str:
+    return "".join(render_from(PROMPTS, "example", index=i + 1, paper=ex.paper,
+                               review=json.dumps(ex.review, indent=1)) + "\n\n" for i, ex in enumerate(examples))
+
+
 def fewshot_examples(folder: Path, n: int) -> str:
-    """Up to `n` (paper text, review JSON) pairs from `folder` (<name>.txt + <name>.json), as prompt text."""
+    """The first `n` examples of `folder` (see load_fewshot) as prompt text; with fewer there, what there is,
+    and a warning (the ICLR benchmark makes that an error instead)."""
     if n <= 0:
         return ""
-    texts = sorted(Path(folder).glob("*.txt"))
-    pairs = [(p, p.with_suffix(".json")) for p in texts if p.with_suffix(".json").is_file()]
-    if len(pairs) < n:
-        log.warning("%d few-shot example(s) asked for, %d found in %s (scripts/build_fewshot.py fetches some "
-                    "from OpenReview); reviewing with what there is", n, len(pairs), folder)
-    return "".join(render_from(PROMPTS, "example", index=i + 1, paper=txt.read_text(),
-                               review=json.dumps(json.loads(js.read_text()), indent=1)) + "\n\n"
-                   for i, (txt, js) in enumerate(pairs[:n]))
+    examples = load_fewshot(folder, n) if Path(folder).is_dir() else []
+    if len(examples) < n:
+        log.warning("%d few-shot example(s) asked for, %d found in %s (see engine/review/fewshot/README.md for "
+                    "how to get some); reviewing with what there is", n, len(examples), folder)
+    return fewshot_prompt(examples[:n])
 
 
 def spec_for(model: str, provider: str) -> ModelSpec:
