@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("review.json"))
     ap.add_argument("--num-reflections", type=int, default=5)
     ap.add_argument("--num-fs-examples", type=int, default=1)
+    ap.add_argument("--fewshot-dir", type=Path, default=None,
+                    help="few-shot examples in the v1 layout (<name>.pdf or .txt next to <name>.json)")
     ap.add_argument("--num-reviews-ensemble", type=int, default=5)
     ap.add_argument("--temperature", type=float, default=0.1)
     ap.add_argument("--pages", type=int, default=None, help="read only the first N pages")
@@ -63,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             llm = LLM({"review": spec}, LLMSettings(), os.environ, ledger)
             llm.preflight()
             review = perform_review(text, spec.name, None, args.num_reflections, args.num_fs_examples,
-                                    args.num_reviews_ensemble, args.temperature, llm=llm)
+                                    args.num_reviews_ensemble, args.temperature, llm=llm,
+                                    fewshot_dir=args.fewshot_dir)
             costs = cost_summary(ledger.rows())
     except EngineError as e:
         print(f"error: {e}", file=sys.stderr)
