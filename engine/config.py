@@ -9,6 +9,7 @@ from engine.cluster import ClusterConfig
 from engine.errors import EngineError
 from engine.llm.models import ModelSpec, resolve_roles
 from engine.llm.service import LLMSettings
+from engine.sandbox import SandboxConfig
 from engine.tracking import TrackingConfig
 from search.policy import PolicyConfig
 from stages.spec import STAGE_NAMES, StagesConfig, StageSettings
@@ -43,6 +44,10 @@ class SandboxSettings:
     max_procs: int
     max_file_gb: float
     max_artifact_mb: float
+    max_dir_gb: float = SandboxConfig.max_dir_gb  # the defaults: for a run saved before these keys existed
+    max_files: int = SandboxConfig.max_files
+    uid: int | None = SandboxConfig.uid
+    gid: int = SandboxConfig.gid
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class RunConfig:
     literature: LiteratureConfig
     writeup: WriteupConfig
     review: ReviewConfig
+    replay_fallback: str = "error"  # a replayed request the recorded run never made: error (stop) or live (ask)
 
 
 def resolve_path(path: str, base: Path | None = None) -> Path:
@@ -117,6 +123,9 @@ def build(cfg: dict[str, Any], launch_dir: Path | None = None) -> RunConfig:
             raise ValueError("model=replay needs replay.run=/path/to/recorded/run")
         # a replay keeps the recorded run's model settings (names, prices) and serves its recorded replies
         replay_run = resolve_path(str(replay), launch_dir) if replay else None
+        replay_fallback = str((cfg.get("replay") or {}).get("fallback") or "error")
+        if replay_fallback not in ("error", "live"):
+            raise ValueError(f"replay.fallback must be error or live, got {replay_fallback!r}")
         roles = resolve_roles(model, dict(m.get("roles") or {}))
         proposer = str(cfg["proposer"])
         if proposer not in ("auto", "offline", "llm"):
@@ -128,9 +137,14 @@ def build(cfg: dict[str, Any], launch_dir: Path | None = None) -> RunConfig:
             proposer = "llm" if roles or replay_run else "offline"
         sandbox = SandboxSettings(str(x["use_bwrap"]), _opt_float(x["timeout_s"]), float(x["plot_timeout_s"]),
                                   _opt_float(x["memory_gb"]), int(x["max_procs"]), float(x["max_file_gb"]),
-                                  float(x["max_artifact_mb"]))
+                                  float(x["max_artifact_mb"]), float(x.get("max_dir_gb", SandboxSettings.max_dir_gb)),
+                                  int(x.get("max_files", SandboxSettings.max_files)),
+                                  _opt_int(x.get("uid", SandboxSettings.uid)), int(x.get("gid", SandboxSettings.gid)))
         if sandbox.use_bwrap not in ("auto", "always", "never"):
             raise ValueError(f"sandbox.use_bwrap must be auto, always or never, got {sandbox.use_bwrap!r}")
+        if sandbox.uid == 0 or sandbox.max_dir_gb <= 0 or sandbox.max_files < 1:
+            raise ValueError("sandbox.uid must not be 0 (null: keep the engine's user); sandbox.max_dir_gb and "
+                             "sandbox.max_files must be positive")
         p = cfg["pipeline"]
         phases, redo = _phase_list(p["phases"], "pipeline.phases"), _phase_list(p.get("redo") or [], "pipeline.redo")
         if "experiments" in redo:
@@ -140,7 +154,8 @@ def build(cfg: dict[str, Any], launch_dir: Path | None = None) -> RunConfig:
         ideas = IdeasConfig.from_dict(i, resolve_path(str(i["load"]), launch_dir) if i.get("load") else None)
         return RunConfig(topic, policy, stages, cluster, sandbox, tracking, proposer, int(cfg["seed"]), llm, roles,
                          replay_run, phases, redo, ideas, LiteratureConfig.from_dict(cfg["literature"]),
-                         WriteupConfig.from_dict(cfg["writeup"]), ReviewConfig.from_dict(cfg["review"]))
+                         WriteupConfig.from_dict(cfg["writeup"]), ReviewConfig.from_dict(cfg["review"]),
+                         replay_fallback)
     except KeyError as e:
         raise EngineError(f"missing config value: {e.args[0]}") from None
     except (TypeError, ValueError) as e:
@@ -175,3 +190,7 @@ def _phase_list(raw: Any, key: str) -> tuple[str, ...]:
 
 def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)

@@ -205,6 +205,8 @@ class Driver:
             node, outcome = self.reviewing.pop(fut)
             try:
                 is_bug, analysis = fut.result()
+            except EngineError:
+                raise  # a configuration problem (a rejected key, a replay that does not match) stops the run
             except Exception as e:  # noqa: BLE001 - no feedback is not a buggy run
                 log.warning("feedback on node %d failed: %s", node.step, e)
                 node.analysis += f" (No model feedback: {e}.)"
@@ -252,8 +254,4 @@ def _analysis(node: Node, outcome: NodeOutcome, spec: MetricSpec | None) -> str:
         parts.append(f"Ran in {node.exec.exec_time_s:.0f}s; {spec.name} = {node.metric:.4g} ({spec.direction}).")
     if outcome.plot_error:
         parts.append(outcome.plot_error)
-    if outcome.runner:
-        r = outcome.runner
-        parts.append(f"Runner: {r.get('host')} (Ray node {str(r.get('node_id'))[:12]}) pid {r.get('pid')}, "
-                     f"GPUs {','.join(r.get('gpu_ids') or []) or 'none'}.")
     return " ".join(parts)

@@ -70,7 +70,8 @@ def prepare(cfg: RunConfig) -> Experiment:
         use_bwrap=cfg.sandbox.use_bwrap,
         timeout_s=cfg.sandbox.timeout_s or (res.timeout_s if res and res.timeout_s else 3600.0),
         memory_gb=cfg.sandbox.memory_gb or (res.memory_gb if res and res.memory_gb else 16.0),
-        max_procs=cfg.sandbox.max_procs, max_file_gb=cfg.sandbox.max_file_gb,
+        max_procs=cfg.sandbox.max_procs, max_file_gb=cfg.sandbox.max_file_gb, max_dir_gb=cfg.sandbox.max_dir_gb,
+        max_files=cfg.sandbox.max_files, uid=cfg.sandbox.uid, gid=cfg.sandbox.gid,
         threads=cfg.cluster.threads_per_node)
     bwrap_path(sandbox)  # warn (or refuse, with use_bwrap=always) before any work
     support = template.support_files() if template.experiment_code else {}
@@ -163,8 +164,10 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
     runner: StageRunner | None = None  # made once the executor is up; the status files list its stages
 
     def write_status(status: str) -> dict[str, Any]:
+        # the best node as the stage records chose it (metric, or the model's tie-break), in one place
+        chosen = runner.chosen_best() if runner else None
         summary = make_summary(exp, state, prior_wall + time.monotonic() - started, status, str(run_dir),
-                               proposer.name)
+                               proposer.name, chosen)
         summary["stages"] = runner.summary_rows() if runner else []
         summary |= cost_summary(llm.ledger.rows() if llm and llm.ledger else [])
         # the pipeline's keys (phases, idea, paper, review) stay as the pipeline wrote them
@@ -172,7 +175,8 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
         write_json(run_dir / "summary.json", summary)
         write_json(run_dir / "tree.json", tree_json(state))
         write_viewer(run, state.journal, summary)
-        if state.spec is not None and (best := state.journal.best_node(state.spec)) is not None:
+        best = chosen[0] if chosen else state.journal.best_node(state.spec) if state.spec else None
+        if best is not None:
             run.write_best(best)
         return summary
 
@@ -230,6 +234,8 @@ def _proposer(exp: Experiment, llm: LLM | None, state: SearchState, idea: dict[s
                                       ablations=exp.template.manifest.ablations if exp.template.manifest else None)
         except ValueError as e:
             raise EngineError(f"{exp.template.path}: {e}") from None
+        if offline.nothing_to_change:  # the baseline still runs; each stage then ends with this reason
+            log.warning("%s: %s", exp.template.path, offline.nothing_to_change)
         log.info("plot critique skipped: no model configured (plots are still drawn)")
         return base_first.wrap(offline), None, False
     ctx = Context(exp.template.prompt["task_description"], idea, exp.base_code, sorted(exp.support_files),
@@ -244,6 +250,8 @@ def _proposer(exp: Experiment, llm: LLM | None, state: SearchState, idea: dict[s
     def review(node: Node, outcome: NodeOutcome) -> tuple[bool, str]:
         try:
             critic(node, outcome)
+        except EngineError:
+            raise  # a configuration problem (a rejected key, a replay that does not match), not a bad plot
         except Exception as e:  # noqa: BLE001 - a failed critique leaves the node unjudged, not buggy
             log.warning("plot critique of node %d failed: %s", node.step, e)
         return feedback(node, outcome)
@@ -262,9 +270,12 @@ def _read_summary(run_dir: Path) -> dict[str, Any] | None:
 
 
 def make_summary(exp: Experiment, state: SearchState, wall_s: float, status: str, run_dir: str,
-                 proposer: str) -> dict:
+                 proposer: str, chosen: tuple[Node, dict[str, str]] | None = None) -> dict:
+    """`chosen`: the best node and the rule that chose it (StageRunner.chosen_best); None: the best metric."""
     j, spec = state.journal, state.spec
-    best = j.best_node(spec) if spec else None
+    best, choice = chosen if chosen else (j.best_node(spec) if spec else None, {})
+    if best is not None and not choice and spec is not None:
+        choice = {"chosen_by": "metric", "reason": f"the best {spec.name} of the run"}
     searched = [n for n in j if n.operator not in ("copy", "seed")]
     baseline, source = None, None
     if exp.template.baseline_final_info is not None and spec is not None:
@@ -290,7 +301,7 @@ def make_summary(exp: Experiment, state: SearchState, wall_s: float, status: str
         "baseline": baseline,
         "baseline_source": source,
         "best": None if best is None else {"node_id": best.id, "step": best.step, "value": best.metric,
-                                           "stage": best.stage, "plan": best.plan},
+                                           "stage": best.stage, "plan": best.plan} | choice,
         "improvement_over_baseline": improvement,
         # the programs the search wrote and ran; a stage's starting copies and the seed re-runs are counted apart
         "nodes": {"total": len(searched), "good": sum(1 for n in searched if n.is_buggy is False),

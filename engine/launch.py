@@ -38,7 +38,9 @@ def build_llm(settings: config_mod.RunConfig, run_dir: Path) -> LLM | None:
         return None
     ledger, recorder = Ledger(run_dir, run_dir.name), Recorder(run_dir)
     if settings.replay_run is not None:
-        return LLM(settings.roles, settings.llm, os.environ, ledger, None, Replayer(settings.replay_run))
+        # the replay's own transcripts say what it served (replayed or, with replay.fallback=live, asked)
+        return LLM(settings.roles, settings.llm, os.environ, ledger, recorder, Replayer(settings.replay_run),
+                   replay_fallback=settings.replay_fallback)
     return LLM(settings.roles, settings.llm, os.environ, ledger, recorder)
 
 
@@ -51,7 +53,7 @@ def load_replayed_config(cfg: DictConfig) -> dict[str, Any]:
         raise EngineError(f"replay.run={cfg.replay.run}: no config.yaml there; is it a run directory?")
     resolved = OmegaConf.to_container(OmegaConf.load(recorded), resolve=True)
     assert isinstance(resolved, dict)
-    resolved["replay"] = {"run": str(recorded.parent)}
+    resolved["replay"] = {"run": str(recorded.parent), "fallback": str(cfg.replay.get("fallback") or "error")}
     resolved["proposer"] = "llm"
     resolved["tracking"] = OmegaConf.to_container(cfg.tracking, resolve=True)
     return resolved

@@ -1,10 +1,14 @@
-"""Run one program in a directory of its own, under bubblewrap when it is installed.
+"""Run one program in a directory of its own, confined by bubblewrap (engine/sandbox_bwrap.py).
 
-Inside bubblewrap the program sees a read-only system, an empty read-only /tmp, no network and its own PID
-namespace; only its working directory is writable (TMPDIR points inside it). Without bwrap the same limits
-apply, but not the namespaces. Either way: rlimits on address space, file size and core dumps; a watchdog
-that stops the program when its process tree grows past `max_procs` or its resident memory past `memory_gb`;
-and a wall-clock timeout that kills the whole process tree (process group, and every descendant that left it).
+Inside bubblewrap the program sees a minimal read-only system, an empty read-only /tmp, no network, its own
+PID namespace, a user namespace without capabilities, and a seccomp filter; only its working directory is
+writable (TMPDIR points inside it). When the engine runs as root, the program runs as `uid`/`gid` (nobody), which
+owns that directory and nothing else. Limits: a control group of its own where cgroups can be used
+(engine/cgroups.py: memory, counting shared memory and memfd, and processes, enforced by the kernel); otherwise
+rlimits (address space, except on GPU nodes, where CUDA needs a huge virtual range) and a watchdog on the
+process tree's size and resident memory. Always: file size and core dump rlimits, a watchdog on the size and
+file count of the directory, and a wall-clock timeout that kills the whole process tree.
+`use_bwrap=never` is the explicit opt-out: no isolation at all, only the limits.
 """
 from __future__ import annotations
 
@@ -13,30 +17,39 @@ import logging
 import os
 import re
 import resource
-import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
+from engine import cgroups, sandbox_bwrap, sandbox_seccomp
+from engine.errors import EngineError
+from engine.sandbox_watch import kill_tree, watch
+
 log = logging.getLogger(__name__)
-_warned_no_bwrap = False
-_live: set[subprocess.Popen] = set()  # running sandboxed processes, killed by kill_all_running()
+_warned: set[str] = set()
+_live: dict[subprocess.Popen, cgroups.NodeCgroup | None] = {}  # running programs, killed by kill_all_running()
 _PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 @dataclass(frozen=True)
 class SandboxConfig:
-    use_bwrap: str = "auto"  # "auto": when installed; "always": refuse to run without; "never"
+    use_bwrap: str = "always"  # "always": refuse to run without bubblewrap; "auto": when installed; "never"
     timeout_s: float = 3600.0
-    memory_gb: float | None = 16.0  # address-space cap and resident-memory watchdog; null for none
-    max_procs: int = 256
+    memory_gb: float | None = 16.0  # cgroup memory limit (else address-space cap and RSS watchdog); null for none
+    max_procs: int = 256  # processes and threads
     max_file_gb: float = 4.0
+    max_dir_gb: float = 20.0  # what the working directory may hold, in size ...
+    max_files: int = 100_000  # ... and in files and folders
+    uid: int | None = 65534  # who the program runs as when the engine is root (None: stay root)
+    gid: int = 65534
     threads: int = 1  # OMP/MKL threads the program is told to use
     tail_chars: int = 5000
     poll_s: float = 0.1
@@ -46,6 +59,9 @@ class SandboxConfig:
             raise ValueError(f"sandbox.use_bwrap must be auto, always or never, got {self.use_bwrap!r}")
         if self.timeout_s <= 0:
             raise ValueError(f"sandbox.timeout_s must be positive, got {self.timeout_s}")
+        if self.uid == 0 or self.max_dir_gb <= 0 or self.max_files < 1:
+            raise ValueError("sandbox.uid must not be 0 (null: keep the engine's user); sandbox.max_dir_gb and "
+                             "sandbox.max_files must be positive")
 
 
 @dataclass
@@ -54,25 +70,30 @@ class ProcessOutcome:
     stdout: str
     stderr: str
     elapsed_s: float
-    killed_reason: str | None  # "timeout", "memory" or "processes"
+    killed_reason: str | None  # "timeout", "memory", "processes" or "disk"
     exc_type: str | None
     exc_message: str | None
+    removed: list[str] = field(default_factory=list)  # links and special files it left, removed afterwards
 
 
 def bwrap_path(cfg: SandboxConfig) -> str | None:
-    """bubblewrap's path, None to run without it; warns once, or refuses when cfg says always."""
-    global _warned_no_bwrap
+    """bubblewrap's path, None to run without it; warns once, or refuses (EngineError) when cfg says always
+    (or when the seccomp filter cannot be built)."""
     if cfg.use_bwrap == "never":
+        _warn_once("never", "sandbox.use_bwrap=never: node programs run WITHOUT isolation (they can read and "
+                            "write whatever this user can); only the resource limits apply")
         return None
     path = shutil.which("bwrap")
     if path is None:
         if cfg.use_bwrap == "always":
-            raise RuntimeError("sandbox.use_bwrap=always but bubblewrap is not installed "
-                               "(apt-get install bubblewrap)")
-        if not _warned_no_bwrap:
-            log.warning("bubblewrap not found: node programs run without network/PID isolation "
-                        "(apt-get install bubblewrap to sandbox them)")
-            _warned_no_bwrap = True
+            where = "apt-get install bubblewrap (dnf install bubblewrap)" if sys.platform.startswith("linux") \
+                else "it exists on Linux only"
+            raise EngineError(f"sandbox.use_bwrap=always but the bubblewrap package (bwrap) is not installed: "
+                              f"{where}; or set sandbox.use_bwrap=never to run node programs without isolation")
+        _warn_once("missing", "bubblewrap not found: node programs run without isolation "
+                              "(apt-get install bubblewrap to sandbox them)")
+    else:
+        sandbox_seccomp.program()  # EngineError now, not in every node, when libseccomp is missing
     return path
 
 
@@ -85,145 +106,124 @@ def run_sandboxed(argv: list[str], workdir: Path, cfg: SandboxConfig, timeout_s:
     env = _child_env(workdir, cfg, extra_env or {})
     (workdir / ".tmp").mkdir(exist_ok=True)
     bwrap = bwrap_path(cfg)
-    cmd = _bwrap_prefix(bwrap, workdir) + argv if bwrap else argv
-    out_path, err_path = workdir / f"{log_prefix}stdout.txt", workdir / f"{log_prefix}stderr.txt"
-    start = time.monotonic()
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                start_new_session=True, preexec_fn=_limits(cfg, _nproc_cap(cfg)))
-        _live.add(proc)
+    identity = (cfg.uid, cfg.gid) if bwrap and cfg.uid is not None and os.geteuid() == 0 else None
+    plan = sandbox_bwrap.build(bwrap, workdir, identity, env.get("CUDA_VISIBLE_DEVICES")) if bwrap else None
+    if plan is not None and "isolation" not in _warned:
+        _warned.add("isolation")
+        log.info("node programs run in bubblewrap (user namespace, no capabilities, seccomp, minimal read-only "
+                 "system) as uid %d", identity[0] if identity else os.getuid())
+    cg = None
+    try:
+        if plan is not None:
+            env.update(plan.env)
+        if identity is not None:
+            _chown_tree(workdir, *identity)
         try:
-            killed = _watch(proc, cfg, timeout)
-        finally:
-            _live.discard(proc)
-    elapsed = time.monotonic() - start
-    stdout, stderr = _tail(out_path, cfg.tail_chars), _tail(err_path, cfg.tail_chars)
+            cg = cgroups.create(int(cfg.memory_gb * 2**30) if cfg.memory_gb else None, cfg.max_procs)
+        except OSError as e:  # usable when probed, not now (a full hierarchy, a changed permission)
+            _warn_once("cgroup", f"no cgroup for a node ({e}): rlimits and the watchdog apply instead")
+        gpu = _gets_gpu(env)
+        as_cap = cfg.memory_gb if cg is None and not gpu else None
+        setup = _child_setup(cfg, identity, cg, plan.stage if plan else [], as_cap)
+        cmd = plan.argv + argv if plan else argv
+        out_path, err_path = workdir / f"{log_prefix}stdout.txt", workdir / f"{log_prefix}stderr.txt"
+        start = time.monotonic()
+        # the tails are read back from these descriptors: the program may replace the files by links
+        with _fresh(out_path) as out, _fresh(err_path) as err:
+            proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                    start_new_session=True, preexec_fn=setup, pass_fds=plan.fds if plan else ())
+            _live[proc] = cg
+            try:
+                killed = watch(proc, cfg, timeout, workdir, cg)
+            finally:
+                _live.pop(proc, None)
+            elapsed = time.monotonic() - start
+            stdout, stderr = _tail(out, cfg.tail_chars), _tail(err, cfg.tail_chars)
+        unsafe = remove_special_files(workdir)
+    finally:
+        if cg is not None:
+            cg.remove()
+        if plan is not None:
+            plan.close()
     exc_type, exc_message = parse_exception(stderr)
     if killed == "timeout":
         exc_type, exc_message = "TimeoutError", f"killed after the {timeout:.0f}s time limit"
     elif killed == "memory":
-        exc_type, exc_message = "MemoryError", f"killed: resident memory above {cfg.memory_gb} GB"
+        exc_type, exc_message = "MemoryError", f"killed: memory above {cfg.memory_gb} GB"
     elif killed == "processes":
         exc_type, exc_message = "ProcessLimit", f"killed: more than {cfg.max_procs} processes"
-    return ProcessOutcome(proc.returncode, stdout, stderr, elapsed, killed, exc_type, exc_message)
-
-
-def _watch(proc: subprocess.Popen, cfg: SandboxConfig, timeout: float) -> str | None:
-    """Wait for `proc`, enforcing the limits; returns why it was killed, or None.
-
-    The program is left unreaped (a zombie) until its process tree has been killed, so its PID, and the
-    process group named after it, cannot be reused by an unrelated process we would then hit.
-    """
-    deadline = time.monotonic() + timeout
-    try:
-        root = psutil.Process(proc.pid)
-    except psutil.NoSuchProcess:
-        root = None
-    exited = _exit_waiter(proc.pid)
-    reason = None
-    while not exited(cfg.poll_s):
-        if time.monotonic() > deadline:
-            reason = "timeout"
-        elif root is not None:
-            tree = _tree(root)
-            if len(tree) > cfg.max_procs:
-                reason = "processes"
-            elif cfg.memory_gb is not None and _rss(tree) > cfg.memory_gb * 2**30:
-                reason = "memory"
-        if reason:
-            break
-    # killed for a reason, or finished: either way nothing it started may outlive it
-    kill_tree(proc, root)
-    proc.wait()
-    return reason
-
-
-def _exit_waiter(pid: int):
-    """A function waiting up to `timeout` seconds for `pid` to exit, without reaping it."""
-    try:
-        fd = os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        fd = None
-
-    def exited(timeout: float) -> bool:
-        if fd is not None:
-            ready, _, _ = select.select([fd], [], [], timeout)
-            if ready:
-                os.close(fd)
-            return bool(ready)
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-            if info is not None:
-                return True
-            time.sleep(0.01)
-        return False
-
-    return exited
+    elif killed == "disk":
+        exc_type, exc_message = "DiskLimit", (f"killed: its directory grew past {cfg.max_dir_gb} GB or "
+                                              f"{cfg.max_files} files")
+    return ProcessOutcome(proc.returncode, stdout, stderr, elapsed, killed, exc_type, exc_message, unsafe)
 
 
 def kill_all_running() -> None:
     """Kill every sandboxed program this process started that is still running (on Ctrl-C or shutdown)."""
-    for proc in list(_live):
+    for proc, cg in list(_live.items()):
         try:
-            kill_tree(proc, psutil.Process(proc.pid))
+            kill_tree(proc, psutil.Process(proc.pid), cg)
         except psutil.NoSuchProcess:
             pass
 
 
-def kill_tree(proc: subprocess.Popen, root: psutil.Process | None) -> None:
-    """SIGKILL the process group and every descendant, including those that called setsid()."""
-    victims = _tree(root) if root is not None else []
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    """Give the program's user its directory (links themselves, never what they point to)."""
+    os.lchown(root, uid, gid)
+    for base, dirs, files in os.walk(root):
+        for name in dirs + files:
+            os.lchown(os.path.join(base, name), uid, gid)
+
+
+def _gets_gpu(env: dict[str, str]) -> bool:
+    """Whether the program may use a GPU: one is named, or a GPU share is given, or none is named and the
+    machine has one (no runner assigned GPUs)."""
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    for p in victims:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
+        share = float(env.get("ENGINE_GPU_FRACTION") or 0)
+    except ValueError:
+        share = 0.0
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return visible.strip() != "" or share > 0
+    return share > 0 or any(p.name[6:].isdigit() for p in Path("/dev").glob("nvidia*"))
 
 
-def _tree(root: psutil.Process) -> list[psutil.Process]:
-    try:
-        return [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return []
-
-
-def _rss(procs: list[psutil.Process]) -> int:
-    total = 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
-
-
-def _nproc_cap(cfg: SandboxConfig) -> int:
-    """RLIMIT_NPROC counts every task of the user, so the cap is what the user runs now plus max_procs."""
-    uid, tasks = os.getuid(), 0
+def _nproc_cap(cfg: SandboxConfig, uid: int) -> int:
+    """RLIMIT_NPROC counts every task of the user, so the cap is what the user runs now plus max_procs, and a
+    margin: a fork bomb should be seen by the watchdog (and named) before the kernel refuses its forks."""
+    tasks = 0
     for p in psutil.process_iter(["uids", "num_threads"]):
         if p.info["uids"] is not None and p.info["uids"].real == uid:
             tasks += p.info["num_threads"] or 1
-    return tasks + cfg.max_procs
+    return tasks + cfg.max_procs + 16
 
 
-def _limits(cfg: SandboxConfig, nproc: int):
+def _child_setup(cfg: SandboxConfig, identity: tuple[int, int] | None, cg: cgroups.NodeCgroup | None,
+                 stage: list[tuple[str, str]], as_cap_gb: float | None):
+    """What the child does between fork and exec: join its cgroup, bind what its user cannot reach, set the
+    rlimits, become that user, and die with the thread that started it."""
+    uid = identity[0] if identity else os.getuid()
+    nproc = _nproc_cap(cfg, uid) if cg is None else None  # with a cgroup, pids.max is per node
+
     def apply() -> None:
-        # die with the thread that started us, even if the driver is killed with SIGKILL
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if cfg.memory_gb is not None:
-            cap = int(cfg.memory_gb * 2**30)
+        for path in cg.join_files if cg else []:
+            with open(path, "w") as f:
+                f.write(str(os.getpid()))
+        sandbox_bwrap.stage_mounts(stage)
+        if as_cap_gb is not None:
+            cap = int(as_cap_gb * 2**30)
             resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
         size = int(cfg.max_file_gb * 2**30)
         resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        # enforced by the kernel for unprivileged users only; the watchdog covers root
-        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+        if nproc is not None:  # enforced by the kernel for unprivileged users only; the watchdog covers root
+            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+        if identity is not None:
+            os.setgroups([])
+            os.setgid(identity[1])
+            os.setuid(identity[0])
+        # after the switch of user, which clears it: die with the thread that started us, even on SIGKILL
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     return apply
 
 
@@ -244,40 +244,44 @@ def _child_env(workdir: Path, cfg: SandboxConfig, extra: dict[str, str]) -> dict
     return env
 
 
-def _bwrap_prefix(bwrap: str, workdir: Path) -> list[str]:
-    """Read-only system; /tmp and the scratch root are empty and read-only (other nodes' folders are hidden);
-    only `workdir` is writable."""
-    prefixes = sorted({sys.prefix, sys.base_prefix, sys.exec_prefix})
-    hidden = ["/tmp"]
-    parent = str(workdir.parent)
-    if parent not in ("/", "/tmp") and not parent.startswith("/tmp/") \
-            and not any(p == parent or p.startswith(parent + "/") for p in prefixes):
-        hidden.append(parent)
-    args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    for d in hidden:
-        args += ["--tmpfs", d]
-    # the interpreter may live under a hidden folder (a virtual environment in /tmp)
-    for prefix in prefixes:
-        if any(prefix == d or prefix.startswith(d + "/") for d in hidden):
-            args += ["--ro-bind", prefix, prefix]
-    for dev in sorted(Path("/dev").glob("nvidia*")) + [Path("/dev/dri")]:
-        if dev.exists():
-            args += ["--dev-bind", str(dev), str(dev)]
-    args += ["--bind", str(workdir), str(workdir)]
-    for d in hidden:
-        args += ["--remount-ro", d]
-    args += ["--chdir", str(workdir), "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-             "--die-with-parent", "--new-session", "--"]
-    return args
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        log.warning(message)
 
 
-def _tail(path: Path, chars: int) -> str:
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        f.seek(max(0, size - chars * 4))
-        text = f.read().decode("utf-8", errors="replace")
-    return text[-chars:]
+def _tail(f, chars: int) -> str:
+    f.seek(0, os.SEEK_END)
+    size = f.tell()
+    f.seek(max(0, size - chars * 4))
+    return f.read().decode("utf-8", errors="replace")[-chars:]
+
+
+def _fresh(path: Path):
+    """A new, empty log file at `path`, whatever was there (a link to a host file is removed, not followed)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        path.unlink()
+    return os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644), "w+b")
+
+
+def remove_special_files(root: Path, keep: int = 50) -> list[str]:
+    """Remove every symbolic link, FIFO, socket and device file under `root` (the program is gone; what it
+    left is read by the engine, as root perhaps); returns up to `keep` of their relative paths."""
+    removed: list[str] = []
+    for base, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(base, name)
+            try:
+                mode = os.lstat(path).st_mode
+                if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                    os.unlink(path)
+                    if len(removed) < keep:
+                        removed.append(os.path.relpath(path, root))
+            except FileNotFoundError:
+                continue
+    return removed
 
 
 _EXC_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning|Fault)?)(?::\s?(.*))?$")

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from engine import interrupt
 from engine.driver import Driver, SearchState
+from engine.errors import EngineError
 from engine.executor import Executor
 from engine.node_exec import NodeJob, NodeOutcome
 from engine.rundir import RunDir, write_json
@@ -29,7 +30,7 @@ from engine.seed_plot import plot_seeds
 from engine.tracking import Tracker
 from search.journal import Journal
 from search.judge import judge
-from search.metric import MetricSpec, flatten_final_info
+from search.metric import MetricSpec, MetricValue, flatten_final_info
 from search.node import Node
 from search.operators import Proposer, StageBrief
 from search.policy import PolicyConfig
@@ -128,7 +129,7 @@ class StageRunner:
         spec = ctx.state.spec
         assert spec is not None, "the first node names the metric, or the run stops with the reason"
 
-        best, tie_break = self._choose_best(view, spec, name)
+        best, tie_break, choice = self._choose_best(view, spec, name)
         ran = [n for n in view if n.operator != "copy"]
         completed, why = self._verdict(settings, driver.stop_reason, driver.stopped_by_rule, view, start, budget,
                                        len(ran))
@@ -141,7 +142,7 @@ class StageRunner:
             "started_from": None if start is None else {"node_id": start.copied_from, "copy_id": start.id,
                                                         "value": start.metric},
             "best": None if best is None else {"node_id": best.id, "step": best.step, "value": best.metric,
-                                               "change": best.change, "plan": best.plan},
+                                               "change": best.change, "plan": best.plan} | choice,
             "best_value": best.metric if best else None, "tie_break": tie_break,
             "seed_mean": seed_info.get("mean"), "seed_stderr": seed_info.get("stderr"), "seeds": seed_info,
             "plot_critique": "on" if ctx.critique else "skipped: no vision-capable model configured",
@@ -184,20 +185,52 @@ class StageRunner:
                       reviewer=ctx.reviewer, brief=brief, should_stop=should_stop,
                       anchor=start.id if settings.name == "ablations" and start else None)
 
-    def _choose_best(self, view: Journal, spec: MetricSpec, stage: str) -> tuple[Node | None, str | None]:
-        """The best node on the primary metric; among near-equal ones the select model may choose (once)."""
+    def _choose_best(self, view: Journal, spec: MetricSpec, stage: str) \
+            -> tuple[Node | None, str | None, dict[str, str]]:
+        """(best node, the tie-break's account or None, which rule chose it): the best node on the primary
+        metric; among near-equal ones the select model may choose (once)."""
         near = rules.near_best(view, spec, self.ctx.stages.tie_break_tolerance)
+        if not near:
+            return None, None, {}
+        by_metric = {"chosen_by": "metric", "reason": f"the best {spec.name} of stage {stage} ({near[0].metric:.6g})"}
         if len(near) < 2 or self.ctx.select is None:
-            return (near[0] if near else None), None
+            return near[0], None, by_metric
         try:
             chosen, reason = self.ctx.select(near, spec, stage)
+        except EngineError:
+            raise  # a configuration problem (a rejected key, a replay that does not match): stop the run
         except Exception as e:  # noqa: BLE001 - without the model's choice the metric decides
             log.warning("stage %s: model tie-break failed (%s); the best metric decides", stage, e)
-            return near[0], None
+            return near[0], None, by_metric | {"reason": f"{by_metric['reason']}; the model tie-break failed: {e}"}
         why = (f"the model chose node {chosen.step} among {len(near)} nodes within "
                f"{self.ctx.stages.tie_break_tolerance:.0%} of the best: {reason}")
         log.info("stage %s: %s", stage, why)
-        return chosen, why
+        return chosen, why, {"chosen_by": "model tie-break", "reason": why}
+
+    def chosen_best(self) -> tuple[Node, dict[str, str]] | None:
+        """The run's best node and the rule that chose it, as the stage records say: the choice of the last
+        finished stage (every stage starts from the one before, so it carries the run's best forward), unless a
+        node of the stage still running beats it on the metric. Before any stage has finished: the metric."""
+        journal, spec = self.ctx.state.journal, self.ctx.state.spec
+        if spec is None:
+            return None
+        done = [r for r in self.records if r.get("best")]
+        chosen = journal.get(done[-1]["best"]["node_id"]) if done and done[-1]["best"]["node_id"] in journal \
+            else None
+        finished = {r["name"] for r in self.records}
+        later = Journal([n for n in journal if n.stage not in finished and n.operator != "seed"])
+        running_best = later.best_node(spec)
+        if chosen is not None and (running_best is None or
+                                   not MetricValue(running_best.metric, spec) > MetricValue(chosen.metric, spec)):
+            best = done[-1]["best"]
+            # records written before this account existed: the tie-break key tells
+            rule = best.get("chosen_by") or ("model tie-break" if done[-1].get("tie_break") else "metric")
+            return chosen, {"chosen_by": rule, "reason": best.get("reason") or done[-1].get("tie_break") or
+                            f"the best {spec.name} of stage {done[-1]['name']}"}
+        if running_best is None:
+            return None
+        return running_best, {"chosen_by": "metric",
+                              "reason": f"the best {spec.name} so far (stage {running_best.stage} running)"}
 
     def _verdict(self, settings: StageSettings, stop: str | None, by_rule: bool, view: Journal,
                  start: Node | None, budget: int, ran: int) -> tuple[bool, str]:

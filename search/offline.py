@@ -59,7 +59,8 @@ class TunableSpec:
 
 
 def specs_from_code(code: str) -> dict[str, TunableSpec]:
-    """For a template without a manifest: every numeric constant and argparse default, varied by x0.5 / x2."""
+    """For a template without a manifest: every numeric constant, argparse default, function default and inline
+    number literal (`odeint.args[0]`, see code_edit.literal_tunables), varied by x0.5 / x2."""
     specs = {}
     for name, tun in code_edit.numeric_tunables(code).items():
         if name.lower() in SEED_NAMES:
@@ -73,9 +74,6 @@ class OfflineProposer:
 
     def __init__(self, base_code: str, tunables: dict[str, TunableSpec], max_tries: int = 30,
                  already_proposed: tuple[str, ...] = (), ablations: dict[str, dict[str, Scalar]] | None = None):
-        if not tunables:
-            raise ValueError("the offline proposer needs at least one tunable hyperparameter; "
-                             "declare `tunables` in the template's manifest.yaml")
         present = code_edit.find_tunables(base_code)
         missing = sorted(set(tunables) - set(present))
         if missing:
@@ -85,6 +83,11 @@ class OfflineProposer:
         self.tunables = tunables
         self.ablations = dict(ablations or {})
         self.max_tries = max_tries
+        # without a tunable, only the baseline runs: every draft and improvement ends its stage with this reason
+        self.nothing_to_change = None if tunables else (
+            "the template has no tunable hyperparameter (no numeric constant, argparse default, function default "
+            "or number literal in a call, tuple or list), so the offline proposer can change nothing after the "
+            "baseline; declare `tunables` in a manifest.yaml, or run with a model")
         # programs handed out that the journal may not hold yet (still running, or unfinished at a resume)
         self.proposed: set[str] = set(already_proposed)
         # named changes handed out per stage: proposals are written in parallel from the same brief, so the
@@ -94,12 +97,16 @@ class OfflineProposer:
 
     def draft(self, journal: Journal, rng: random.Random, target: Node | None = None,
               brief: StageBrief | None = None) -> Proposal:
+        if self.nothing_to_change:
+            raise NothingLeft(self.nothing_to_change)
         return self._mutate(self.base_code, journal, rng, "Draft: the template's experiment with",
                             sorted(self.tunables))
 
     def improve(self, journal: Journal, node: Node, rng: random.Random, target: Node | None = None,
                 brief: StageBrief | None = None) -> Proposal:
         kind = brief.change_kind if brief else None
+        if self.nothing_to_change and kind != "ablation":
+            raise NothingLeft(self.nothing_to_change)
         if kind is None:
             return self._mutate(node.code, journal, rng, f"Improve node {node.step} ({node.id}):",
                                 sorted(self.tunables))

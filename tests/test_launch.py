@@ -147,7 +147,7 @@ def test_killing_a_runner_process_costs_that_node_only(tmp_path, v1_template):
     victim, deadline = None, time.monotonic() + 120
     while victim is None and time.monotonic() < deadline:
         busy = [p for p in psutil.Process(proc.pid).children(recursive=True)
-                if "ray::Runner.run" in " ".join(p.cmdline() or [])] if proc.poll() is None else []
+                if "ray::Runner.run" in _cmdline(p)] if proc.poll() is None else []
         victim = busy[0] if busy else None
         time.sleep(0.2)
     assert victim is not None, "no runner was seen running a node"
@@ -159,3 +159,12 @@ def test_killing_a_runner_process_costs_that_node_only(tmp_path, v1_template):
     rows = pq.read_table(run_dir / "journal").to_pylist()
     lost = [r for r in rows if r["is_buggy"]]
     assert len(lost) == 1 and lost[0]["bug_reason"].startswith("RunnerDied")
+
+
+def _cmdline(process) -> str:
+    """A process's command line; empty once it has exited (a zombie has none)."""
+    import psutil
+    try:
+        return " ".join(process.cmdline() or [])
+    except psutil.Error:
+        return ""

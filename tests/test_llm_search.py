@@ -52,7 +52,10 @@ def test_search_through_an_openai_compatible_server_then_replay(tmp_path, v1_tem
                          "topic.direction=minimize", f"model.base_url={server.base_url}", "model.name=fake-model",
                          "model.prices.input=1.0", "model.prices.output=2.0", *one_stage(5),
                          "stages.tie_break_tolerance=0",
-                         "search.num_drafts=2", f"hydra.run.dir={run1}")
+                         "search.num_drafts=2", f"hydra.run.dir={run1}",
+                         # one slot and one call at a time: the order of calls, hence every prompt, is the same
+                         # when replayed (with more, which parent a step expands depends on timing)
+                         "cluster.slots=1", "llm.max_concurrency=1")
         assert res.returncode == 0, res.stderr[-3000:]
         n_requests = len(server.requests)
     s = json.loads((run1 / "summary.json").read_text())

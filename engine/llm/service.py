@@ -16,7 +16,7 @@ from engine.llm.ledger import CallRecord, Ledger
 from engine.llm.models import ModelSpec
 from engine.llm.parsing import ParseError, extract_code, extract_json
 from engine.llm.providers import Provider, Request, Response, Tool, make_provider
-from engine.llm.transcripts import Recorder, Replayer
+from engine.llm.transcripts import Recorder, Replayer, ReplayMiss, request_hash
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,11 @@ class LLMCallError(RuntimeError):
 class LLM:
     def __init__(self, roles: dict[str, ModelSpec], settings: LLMSettings, env: Mapping[str, str],
                  ledger: Ledger | None = None, recorder: Recorder | None = None, replayer: Replayer | None = None,
-                 providers: dict[str, Provider] | None = None):
+                 providers: dict[str, Provider] | None = None, replay_fallback: str = "error"):
         self.roles, self.settings, self.env = roles, settings, env
         self.ledger, self.recorder, self.replayer = ledger, recorder, replayer
+        # with a replayer, a request the recorded run never made: "error" stops the run, "live" asks the model
+        self.replay_fallback = replay_fallback
         self._providers: dict[str, Provider] = dict(providers or {})  # clients made by the caller, if any
         self._sem = threading.BoundedSemaphore(settings.max_concurrency)
         self._lock = threading.Lock()
@@ -90,24 +92,32 @@ class LLM:
             self._counts[(ctx.step, role)] = n + 1
         key = (ctx.step, role, n)
         seq = self.ledger.next_seq() if self.ledger else n
-        start, resp, error = time.monotonic(), None, None
+        req_hash = request_hash(role, spec.name, req)
+        start, resp, error, live = time.monotonic(), None, None, self.replayer is None
         try:
             if self.replayer is not None:
-                resp = self.replayer.reply(key)
-            else:
-                with self._sem:
-                    resp = self._provider(role).complete(req)
+                try:
+                    resp = self.replayer.reply(key, req_hash, req)
+                    return resp
+                except ReplayMiss as miss:
+                    if self.replay_fallback != "live":
+                        raise
+                    live = True
+                    log.warning("%s\nreplay.fallback=live: asking model %s instead", miss, spec.name)
+            with self._sem:
+                resp = self._provider(role).complete(req)
             return resp
         except Exception as e:  # noqa: BLE001 - recorded, then raised as the right kind
             error = f"{type(e).__name__}: {e}"
             raise self._translate(role, spec, e) from e
         finally:
-            self._record(seq, key, role, spec, req, resp, error, time.monotonic() - start, ctx)
+            self._record(seq, key, role, spec, req, resp, error, time.monotonic() - start, ctx, req_hash, live)
 
     def _record(self, seq: int, key: tuple, role: str, spec: ModelSpec, req: Request, resp: Response | None,
-                error: str | None, latency: float, ctx: CallContext) -> None:
+                error: str | None, latency: float, ctx: CallContext, req_hash: str | None = None,
+                live: bool = True) -> None:
         if self.recorder is not None:
-            self.recorder.save(seq, key, spec.name, req, resp, error)
+            self.recorder.save(seq, key, spec.name, req, resp, error, req_hash, live)
         if self.ledger is None:
             return
         tokens = (resp.input_tokens, resp.output_tokens, resp.cached_tokens) if resp else (0, 0, 0)
@@ -121,7 +131,7 @@ class LLM:
             run=self.ledger.run, seq=seq, node=ctx.node, step=ctx.step, stage=ctx.stage, role=role,
             model=spec.name, provider=spec.provider, input_tokens=tokens[0], output_tokens=tokens[1],
             cached_tokens=tokens[2], cost_usd=cost, latency_s=round(latency, 3), ok=resp is not None,
-            error=error, replayed=self.replayer is not None, time=time.time()))
+            error=error, replayed=not live, time=time.time()))
 
     def _translate(self, role: str, spec: ModelSpec, e: Exception) -> Exception:
         where = spec.base_url or spec.provider
@@ -195,7 +205,7 @@ class LLM:
     def preflight(self, timeout_s: float = 15.0) -> None:
         """One cheap call per distinct model, before any work: a missing or rejected key, an unknown model or an
         unreachable server ends the run within seconds, naming the role and the variable."""
-        if self.replayer is not None:
+        if self.replayer is not None and self.replay_fallback != "live":
             return
         checked: set[tuple] = set()
         for role, spec in self.roles.items():

@@ -55,6 +55,12 @@ def run_phase(ctx: PhaseContext) -> dict[str, Any]:
             if draft.is_file():
                 shutil.copy(draft, paper_dir / "paper_model_draft.tex")
     doc = build_report(paper_dir, template, facts, figures, ctx.cfg.writeup.latex_timeout_s, why=why_report)
+    if doc.compiled.pdf is None and template_path.parent.name == "latex":
+        # the template folder's own LaTeX does not compile with the report in it: our own format instead
+        log.warning("writeup: the report in %s did not compile (%s); using the %s format instead", template_path,
+                    (doc.compiled.errors or ["no PDF"])[0], ctx.cfg.writeup.format)
+        template, template_path = template_source(ctx.cfg.writeup, None)
+        doc = build_report(paper_dir, template, facts, figures, ctx.cfg.writeup.latex_timeout_s, why=why_report)
     if doc.compiled.pdf is None:
         raise EngineError(f"the results report did not compile: {(doc.compiled.errors or ['no PDF'])[0]}; the "
                           f"LaTeX and its log are in {paper_dir} (paper.tex, paper.log)")

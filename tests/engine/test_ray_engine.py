@@ -148,5 +148,6 @@ def test_search_on_two_machines_needs_no_shared_paths(two_machines, tmp_path, v1
     summary = run_search(exp, tmp_path / "run", {"Name": "toy"}, NullTracker())
     assert summary["nodes"] == {"total": 6, "good": 6, "buggy": 0, "copies": 0, "seed_runs": 0}
     nodes = RunDir(tmp_path / "run").load_nodes()
-    ray_nodes = {n.analysis.split("Ray node ")[1].split(")")[0] for n in nodes}
+    ray_nodes = {json.loads((RunDir(tmp_path / "run").node_dir(n) / "runner.json").read_text())["node_id"]
+                 for n in nodes}
     assert len(ray_nodes) == 2, "runners on both machines ran nodes"

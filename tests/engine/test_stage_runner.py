@@ -80,3 +80,49 @@ def test_a_first_stage_without_a_working_node_ends_the_run_with_the_causes(tmp_p
     assert len(records) == 1 and records[0]["best"] is None and records[0]["completed"] is False
     assert records[0]["why"].startswith("no working node in 3 tries") and "3 x ValueError" in records[0]["why"]
     assert not (tmp_path / "stages" / "tuning").exists()
+
+
+def test_after_a_model_tie_break_the_summary_best_and_the_stage_record_agree(tmp_path):
+    """The select model picks the worst of the near-equal nodes at each stage's end: the summary's best, best/
+    and the last stage record name that node, and say the model chose (not the metric)."""
+    from types import SimpleNamespace
+
+    from engine.experiments import make_summary
+
+    run, ctx, _ = runner(tmp_path)
+    picked = []
+
+    def select(candidates, spec, stage):
+        worst = candidates[-1]
+        picked.append((stage, worst.id, candidates[0].id))
+        return worst, "its curves look steadier"
+
+    ctx.select = select
+    ctx.stages = StagesConfig(STAGE_NAMES, ctx.stages.settings, num_seeds=1, tie_break_tolerance=10.0)
+    records = run.run([])
+    last = records[-1]
+    assert picked and picked[-1][0] == last["name"] and picked[-1][1] != picked[-1][2]  # not the metric's best
+    assert last["best"]["node_id"] == picked[-1][1] and last["best"]["chosen_by"] == "model tie-break"
+    assert "its curves look steadier" in last["best"]["reason"] and last["best"]["reason"] == last["tie_break"]
+    saved = json.loads((tmp_path / "stages" / last["name"] / "summary.json").read_text())
+    assert saved["best"] == last["best"]
+
+    chosen = run.chosen_best()
+    assert chosen is not None and chosen[0].id == last["best"]["node_id"]
+    metric_best = ctx.state.journal.best_node(SPEC)
+    assert metric_best.metric > chosen[0].metric  # the metric alone would have picked another node
+    exp = SimpleNamespace(cfg=SimpleNamespace(topic=SimpleNamespace(name="t")), template=SimpleNamespace(
+        path=tmp_path, baseline_final_info=None), profile=None, base_code=BASE)
+    summary = make_summary(exp, ctx.state, 1.0, "finished", str(tmp_path), "offline", chosen)
+    assert summary["best"]["node_id"] == last["best"]["node_id"] and summary["best"]["value"] == chosen[0].metric
+    assert summary["best"]["chosen_by"] == "model tie-break" and summary["best"]["reason"] == last["tie_break"]
+    ctx.run.write_best(chosen[0])
+    assert (tmp_path / "best" / "experiment.py").read_text() == ctx.state.journal.get(last["best"]["node_id"]).code
+
+
+def test_without_a_tie_break_the_metric_chose_and_says_so(tmp_path):
+    run, ctx, _ = runner(tmp_path)
+    records = run.run([])
+    assert all(r["best"]["chosen_by"] == "metric" and "best m of stage" in r["best"]["reason"] for r in records)
+    node, choice = run.chosen_best()
+    assert node.id == records[-1]["best"]["node_id"] and choice["chosen_by"] == "metric"

@@ -78,3 +78,17 @@ def test_buggy_nodes_and_skipped_seeds(tmp_path, monkeypatch):
     flat = " ".join(pdf_text(run / out["pdf"]).split())
     assert "(buggy: RuntimeError: CUDA out of memory; 100% of 8_GB)" in flat
     assert "skipped: stages.num_seeds=1" in flat and out["untraced_numbers"] == 0
+
+
+def test_a_template_latex_that_cannot_hold_the_report_falls_back_to_our_format(tmp_path, monkeypatch):
+    """A v1 template's latex/template.tex can be anything; one the report cannot compile in (here: no
+    \\documentclass preamble worth the name, as in the tests' toy template) must not cost the run its PDF."""
+    install_fake_figures(monkeypatch)
+    run = smoke_copy(tmp_path)
+    template = tmp_path / "odd_template"
+    (template / "latex").mkdir(parents=True)
+    (template / "latex" / "template.tex").write_text("\\begin{document}x\\end{document}")
+    cfg = run_config(own_format=template)
+    out = run_phase(context(run, cfg))
+    assert out["kind"] == "results report" and (run / out["pdf"]).read_bytes()[:4] == b"%PDF"
+    assert "Results by stage" in pdf_text(run / out["pdf"])

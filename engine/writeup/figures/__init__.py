@@ -92,7 +92,8 @@ def load_figures(run_dir: Path, out_dir: Path) -> list[Figure] | None:
 def _sandbox(ctx: PhaseContext) -> SandboxConfig:
     s = ctx.cfg.sandbox
     return SandboxConfig(use_bwrap=s.use_bwrap, timeout_s=s.plot_timeout_s, memory_gb=s.memory_gb or 16.0,
-                         max_procs=s.max_procs, max_file_gb=s.max_file_gb, threads=ctx.cfg.cluster.threads_per_node)
+                         max_procs=s.max_procs, max_file_gb=s.max_file_gb, max_dir_gb=s.max_dir_gb,
+                         max_files=s.max_files, uid=s.uid, gid=s.gid, threads=ctx.cfg.cluster.threads_per_node)
 
 
 def _clear(out_dir: Path) -> None:
