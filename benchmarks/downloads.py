@@ -4,7 +4,6 @@ that later runs reuse. A paper that cannot be fetched is reported with the reaso
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import os
 import time
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from engine.literature.client import retry_after_seconds
 
 log = logging.getLogger("iclr_review.downloads")
 OPENREVIEW = "https://openreview.net"
@@ -51,21 +52,6 @@ class Retryable(Exception):
 
 class Refused(Exception):
     """An answer that another try will not change (404, 403, a page that is not a PDF)."""
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """A Retry-After header (seconds, or an HTTP date) as seconds from now; None when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 class HostRate:

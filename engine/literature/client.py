@@ -202,7 +202,7 @@ class LiteratureSearch:
             raise RequestFailed("connection error", type(e).__name__) from e
         if response.is_success:
             return response.text
-        retry_after = _retry_after(response.headers.get("retry-after"))
+        retry_after = retry_after_seconds(response.headers.get("retry-after"))
         if retry_after is not None and retry_after > self.cfg.max_wait_s:
             raise RequestFailed(response.status_code, f"Retry-After {retry_after:g} s > max_wait_s "
                                 f"{self.cfg.max_wait_s:g} s", retry_after)
@@ -213,7 +213,7 @@ class LiteratureSearch:
             return self._key_locks.setdefault(key, threading.Lock())
 
 
-def _retry_after(value: str | None) -> float | None:
+def retry_after_seconds(value: str | None) -> float | None:
     """Seconds from a Retry-After header (a number of seconds or an HTTP date); None when absent or unreadable."""
     if not value:
         return None
