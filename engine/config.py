@@ -1,6 +1,7 @@
 """Typed settings built once from the resolved Hydra config; nothing below reads Hydra or the environment."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,8 +105,9 @@ def build(cfg: dict[str, Any], launch_dir: Path | None = None) -> RunConfig:
                             t.get("profile"), t.get("metric"), t.get("direction"), topic_file)
         if topic.direction not in (None, "maximize", "minimize"):
             raise ValueError(f"topic.direction must be maximize or minimize, got {topic.direction!r}")
-        policy = PolicyConfig(int(s["num_drafts"]), float(s["debug_prob"]), int(s["max_debug_depth"]))
-        stages = _stages(cfg["stages"])
+        policy = PolicyConfig(int(s["num_drafts"]), float(s["debug_prob"]), int(s["max_debug_depth"]),
+                              _opt_int(s.get("lookahead")))
+        stages = _stages(cfg["stages"], float(s.get("budget_scale", 1.0)))
         runner = c.get("runner") or {}
         cluster = ClusterConfig(str(c["kind"]), int(c["slots"]), int(c["threads_per_node"]), c.get("scratch_dir"),
                                 c.get("address"), _opt_float(c.get("num_cpus")), _opt_float(c.get("num_gpus")),
@@ -162,7 +164,10 @@ def build(cfg: dict[str, Any], launch_dir: Path | None = None) -> RunConfig:
         raise EngineError(f"bad config value: {e}") from None
 
 
-def _stages(raw: dict[str, Any]) -> StagesConfig:
+def _stages(raw: dict[str, Any], budget_scale: float = 1.0) -> StagesConfig:
+    """The stages' settings, every node budget multiplied by `budget_scale` (search.budget_scale; at least 1)."""
+    if not budget_scale > 0:
+        raise ValueError(f"search.budget_scale must be > 0, got {budget_scale}")
     run = raw.get("run")
     if isinstance(run, str):
         run = [run]
@@ -173,11 +178,17 @@ def _stages(raw: dict[str, Any]) -> StagesConfig:
         st = raw.get(name)
         if not isinstance(st, dict):
             raise ValueError(f"stages.{name}: missing (max_nodes, offline_max_nodes)")
-        settings[str(name)] = StageSettings(str(name), int(st["max_nodes"]), int(st["offline_max_nodes"]),
+        settings[str(name)] = StageSettings(str(name), _scaled(st["max_nodes"], budget_scale),
+                                            _scaled(st["offline_max_nodes"], budget_scale),
                                             bool(st.get("run_to_budget", False)))
     return StagesConfig(tuple(str(n) for n in run or ()), settings, int(raw["num_seeds"]),
                         int(raw["critique_max_plots"]), float(raw["scale_up_fraction"]),
-                        float(raw["tie_break_tolerance"]))
+                        float(raw["tie_break_tolerance"]), float(raw.get("noise_z", 0.0)))
+
+
+def _scaled(nodes: Any, scale: float) -> int:
+    n = int(nodes)  # a budget below 1 stays as given, so StageSettings names the key at fault
+    return n if n < 1 else max(1, math.floor(n * scale + 0.5))  # half up: 0.5 x 3 nodes is 2
 
 
 def _phase_list(raw: Any, key: str) -> tuple[str, ...]:

@@ -1,18 +1,22 @@
-"""The search loop: keep every slot busy, ask the policy for the next node whenever one finishes.
+"""The search loop, the only one: keep every slot busy with whatever the stage plan asks for.
 
-No batch barrier: as soon as any node finishes, it is recorded and the policy picks the next one.
-Proposals (an LLM call, for a model proposer) run on their own small thread pool, limited by
-`proposal_concurrency`, so writing the next program overlaps running experiments.
+One loop submits, waits and records for the whole experiment phase. Programs are written on a small thread pool
+ahead of need (up to `lookahead` proposals beyond the free slots, so a slot that frees takes a ready program at
+once instead of waiting for the model); seed runs of a decided stage fill slots while the next stage searches;
+finished runs get the model's feedback on the same pool; every result is recorded as it arrives (no batch barrier,
+no stage barrier). What to run, and when a stage is over, is decided by the stage objects of stages/policy.py.
 """
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import Any
 
 from engine import interrupt
 from engine.errors import EngineError
@@ -23,10 +27,12 @@ from search.journal import Journal
 from search.judge import judge
 from search.metric import MetricSpec
 from search.node import ExecResult, Node
-from search.operators import NothingLeft, Proposal, Proposer, StageBrief, propose
-from search.policy import PolicyConfig, select_action
+from search.operators import NothingLeft, Proposal, Proposer, propose
+from stages.policy import StagePlan, StagePolicy, Started
 
 log = logging.getLogger(__name__)
+
+Feedback = Callable[[Node, NodeOutcome], tuple[bool, str]]  # after a run: (is it buggy, what it shows)
 
 
 @dataclass
@@ -37,41 +43,54 @@ class SearchState:
     spec: MetricSpec | None
     next_step: int = 0
 
+    def new_step(self) -> int:
+        self.next_step += 1
+        return self.next_step - 1
+
 
 class Driver:
-    def __init__(self, run: RunDir, state: SearchState, proposer: Proposer, policy: PolicyConfig,
-                 executor: Executor, make_job: Callable[[Node], NodeJob], max_nodes: int, stage: str,
-                 rng: random.Random, infer_spec: Callable[[Node], MetricSpec | None] | None = None,
-                 on_finish: Callable[[Node, NodeOutcome], None] | None = None, proposal_concurrency: int = 1,
-                 reviewer: Callable[[Node, NodeOutcome], tuple[bool, str]] | None = None,
-                 brief: Callable[[Journal, list[Node]], StageBrief] | None = None,
-                 should_stop: Callable[[Journal], str | None] | None = None, anchor: str | None = None):
-        self.run, self.state, self.proposer, self.policy = run, state, proposer, policy
-        self.brief, self.should_stop, self.anchor = brief, should_stop, anchor
-        self.stop_reason: str | None = None  # set when the stage is complete before its budget
-        self.stopped_by_rule = False  # the stage's completion rule ended it (not an exhausted proposer)
-        self.executor, self.make_job, self.max_nodes, self.stage = executor, make_job, max_nodes, stage
-        self.rng, self.infer_spec = rng, infer_spec
-        self.on_finish = on_finish or (lambda node, outcome: None)
-        self.proposals = ThreadPoolExecutor(max_workers=max(1, proposal_concurrency), thread_name_prefix="propose")
-        self.reviewer = reviewer
-        self.proposing: dict[Future, Node] = {}  # placeholders whose code is being written
+    def __init__(self, run: RunDir, state: SearchState, proposer: Proposer, executor: Executor,
+                 make_job: Callable[[Node], NodeJob], plan: StagePlan, *, feedback: Feedback | None = None,
+                 lookahead: int = 0, proposal_concurrency: int = 1,
+                 infer_spec: Callable[[Node], MetricSpec | None] | None = None,
+                 on_record: Callable[[Node, NodeOutcome], None] | None = None,
+                 on_events: Callable[[list[Any]], None] | None = None):
+        self.run, self.state, self.proposer, self.executor, self.make_job = run, state, proposer, executor, make_job
+        self.plan, self.feedback, self.lookahead, self.infer_spec = plan, feedback, max(0, lookahead), infer_spec
+        self.on_record = on_record or (lambda node, outcome: None)
+        self.on_events = on_events or (lambda events: None)
+        self.pool = ThreadPoolExecutor(max_workers=max(1, proposal_concurrency), thread_name_prefix="propose")
+        self.proposing: dict[Future, Node] = {}  # programs being written
+        self.ready: list[Node] = []  # written, waiting for a slot
         self.running: dict[str, Node] = {}
-        self.reviewing: dict[Future, tuple[Node, NodeOutcome]] = {}  # finished runs awaiting feedback
-        self.queued: list[Node] = []  # resumed nodes waiting for a free slot
+        self.awaiting: dict[Future, tuple[Node, NodeOutcome]] = {}  # finished runs awaiting the model's feedback
+        self.queued: list[Node] = []  # resumed nodes waiting for a slot
+        self.deferred: list[tuple[Node, NodeOutcome]] = []  # finished before the metric was known
+        self.free_slots = list(range(executor.slots))
+        self.dropped: list[dict[str, Any]] = []  # written proposals whose basis changed before they could run
         self.started = time.monotonic()
-        self.overhead_s: list[float] = []  # per node: driver time from a result to its slot's next submission
+        self.overhead_s: list[float] = []  # per result: driver time from its arrival to the slot's next submission
 
-    @property
-    def pending(self) -> list[Node]:
-        return list(self.proposing.values()) + list(self.running.values()) + \
-            [node for node, _ in self.reviewing.values()] + self.queued
+    # -- what is in flight -------------------------------------------------------------------------------
+    def _unfinished(self) -> list[Node]:
+        return list(self.proposing.values()) + self.ready + list(self.running.values()) + \
+            [n for n, _ in self.awaiting.values()] + self.queued + [n for n, _ in self.deferred]
 
-    def search(self, resumed: list[Node] = ()) -> None:
-        """Run until `max_nodes` nodes have finished. `resumed` nodes (unfinished at a crash) go first: one that
-        had finished running gets its feedback without running again; the others run as slots free."""
+    def pending_of(self, stage: str) -> list[Node]:
+        """The stage's search nodes handed out and not yet finished (they count against its budget)."""
+        return [n for n in self._unfinished() if n.stage == stage and n.operator != "seed"]
+
+    def _stage(self, name: str) -> StagePolicy | None:
+        return next((s for s in self.plan.stages if s.name == name), None)
+
+    # -- the loop ----------------------------------------------------------------------------------------
+    def search(self, resumed: Sequence[Node] = ()) -> None:
+        """Run the plan to its end. `resumed` nodes (unfinished at a crash): one that had finished running gets its
+        feedback without running again; the others run as slots free (seed runs are re-issued by their stage)."""
         try:
             for node in resumed:
+                if node.operator == "seed":
+                    continue
                 saved = self.run.load_run(node)
                 if saved is None:
                     self.queued.append(node)
@@ -79,77 +98,83 @@ class Driver:
                 result, artifacts, plot_error = saved
                 self.running[node.id] = node
                 self._finish(NodeOutcome(node.id, result, artifacts, plot_error))
-            self._check_stop()
-            while self.pending or (self.stop_reason is None and len(self.state.journal) < self.max_nodes):
+            self.plan.start()
+            self._advance()
+            while not self.plan.finished or self._unfinished():
                 interrupt.check()
-                self._fill_slots()
                 self._take_proposals()
-                self._take_reviews()
-                wait = 0.005 if self.proposing or self.reviewing else 1.0
-                for outcome in self.executor.wait_any(wait):
+                self._take_feedback()
+                self._sweep()
+                self._refill()
+                if not self._unfinished():
+                    self._advance()
+                    self._refill()
+                    if not self._unfinished() and not self.plan.finished:
+                        raise EngineError("the search has nothing to run and is not over (an engine fault): " +
+                                          "; ".join(f"{s.name}: {s.status}" for s in self.plan.stages))
+                    continue
+                timeout = 0.005 if self.proposing or self.awaiting else 1.0
+                for outcome in self.executor.wait_any(timeout):
                     t0 = time.perf_counter()
                     self._finish(outcome)
-                    self._fill_slots()
-                    self._take_proposals(block=True)
+                    self._refill()
                     self.overhead_s.append(time.perf_counter() - t0)
         finally:
-            # calls in flight end by their own timeout; a Ctrl-C must not wait for them
-            self.proposals.shutdown(wait=False, cancel_futures=True)
+            # model calls in flight end by their own timeout; a Ctrl-C must not wait for them
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _refill(self) -> None:
+        """Ask for proposals, give instant (offline) ones a moment to be written, then fill the free slots."""
+        if self._top_up():
+            self._take_proposals(block=True)
+        self._fill()
 
     def _capacity(self) -> int:
-        # until the baseline (template-free: the first working draft) has told which metric to use, it runs alone
-        if self.state.spec is None:
-            return 0 if self.proposing or self.running or self.reviewing else 1
-        return self.executor.slots
+        return self.executor.slots - len(self.running)
 
-    def _fill_slots(self) -> None:
-        # resumed nodes first, as slots free
-        while self.queued and len(self.proposing) + len(self.running) < self._capacity():
-            self._submit(self.queued.pop(0))
-        # runs awaiting feedback hold no slot; they still count against the node budget
-        while self.stop_reason is None and len(self.proposing) + len(self.running) < self._capacity() and \
-                len(self.state.journal) + len(self.pending) < self.max_nodes:
-            spec = self.state.spec or MetricSpec("unknown")
-            action = select_action(self.state.journal, self.pending, self.policy, spec, self.rng, self.anchor)
-            brief = self.brief(self.state.journal, self.pending) if self.brief else None
-            node = Node(code="", operator=action.operator, parent_id=action.parent_id, stage=self.stage,
-                        step=self.state.next_step, proposer=self.proposer.name)
-            self.state.next_step += 1
-            # the proposer reads a snapshot: the journal keeps changing while it writes
-            snapshot, rng = Journal(self.state.journal.nodes), random.Random(self.rng.random())
-            fut = self.proposals.submit(propose, self.proposer, snapshot, action, rng, node, brief)
-            self.proposing[fut] = node
+    def _fill(self) -> None:
+        """Free slots take resumed nodes first, then written proposals, then seed runs of decided stages."""
+        while self._capacity() > 0:
+            node = self.queued.pop(0) if self.queued else self._next_ready()
+            if node is None and self.state.spec is not None:
+                node = self.plan.next_seed()
+            if node is None:
+                return
+            self._submit(node)
 
-    def _check_stop(self) -> None:
-        if self.stop_reason is None and self.should_stop is not None:
-            reason = self.should_stop(self.state.journal)
-            self.stopped_by_rule = reason is not None
-            self._stop(reason)
-
-    def _stop(self, reason: str | None) -> None:
-        """The stage is complete: write no new programs; running nodes finish and are kept."""
-        if reason is None or self.stop_reason is not None:
-            return
-        self.stop_reason = reason
-        log.info("stage %s complete: %s", self.stage, reason)
-        for fut in list(self.proposing):
-            fut.cancel()  # not run yet: nothing is lost (a model call in flight ends by itself)
-            del self.proposing[fut]
+    def _top_up(self) -> int:
+        """Keep proposals being written for every free slot plus `lookahead` more; returns how many were asked."""
+        stage, asked_for = self.plan.searching, 0
+        if stage is None:
+            return 0
+        want = self._capacity() + self.lookahead - len(self.proposing) - len(self.ready)
+        while want > 0:
+            asked = stage.ask(self.pending_of(stage.name))
+            if asked is None:
+                break
+            action, brief = asked
+            node = Node(code="", operator=action.operator, parent_id=action.parent_id, stage=stage.name,
+                        step=self.state.new_step(), proposer=self.proposer.name)
+            # the proposer reads a snapshot: the stage's nodes keep changing while it writes
+            snapshot, rng = Journal(stage.view.nodes), random.Random(stage.rng.random())
+            self.proposing[self.pool.submit(propose, self.proposer, snapshot, action, rng, node, brief)] = node
+            want, asked_for = want - 1, asked_for + 1
+        return asked_for
 
     def _take_proposals(self, block: bool = False) -> None:
-        """Submit nodes whose programs are written; with `block`, wait for the offline proposer's instant ones."""
+        """Written programs join the ready list; with `block`, wait briefly for instant (offline) proposals."""
         if block and self.proposing:  # at most 50 ms in all: enough for the offline proposer, short for a model
             wait(list(self.proposing), timeout=0.05, return_when=ALL_COMPLETED)
-        for fut in list(self.proposing):
-            if fut not in self.proposing or not fut.done():
-                continue  # still being written, or dropped by a stage that completed meanwhile
+        for fut in [f for f in self.proposing if f.done()]:
             node = self.proposing.pop(fut)
+            stage = self._stage(node.stage)
             try:
                 proposal: Proposal = fut.result()
             except EngineError:
                 raise  # a configuration problem (a rejected key, a replay that does not match): stop the run
             except NothingLeft as e:
-                self._stop(str(e))
+                if stage is not None:
+                    stage.nothing_left(str(e))
                 continue
             except Exception as e:  # noqa: BLE001 - a failed proposal is a buggy node, not a dead run
                 log.warning("proposing node %d failed: %s", node.step, e)
@@ -158,51 +183,81 @@ class Driver:
                     exc_type="ProposalFailed", exc_message=f"{type(e).__name__}: {e}", killed_reason="proposal")))
                 continue
             node.plan, node.code, node.change = proposal.plan, proposal.code, proposal.change
-            repeated = self._repeated_change(node)
-            if repeated:
+            unnamed = stage.unnamed(node) if stage is not None else None
+            if unnamed:
                 self._record(node, NodeOutcome(node.id, ExecResult(
-                    exc_type="RepeatedChange", exc_message=repeated, killed_reason="proposal")))
+                    exc_type="UnnamedChange", exc_message=unnamed, killed_reason="proposal")))
                 continue
-            self._submit(node)
+            self.ready.append(node)
 
-    def _repeated_change(self, node: Node) -> str | None:
-        """A stage that asks for named changes never runs one twice (proposals written in parallel may clash)."""
-        if node.operator != "improve" or self.brief is None:
-            return None
-        kind = self.brief(self.state.journal, []).change_kind
-        if kind is None:
-            return None
-        if not node.change:
-            return f"the proposal names no {kind}"
-        others = list(self.state.journal) + list(self.running.values())
-        if any(n.change == node.change and n.operator in ("improve", "debug") for n in others):
-            return f"{kind} {node.change!r} was already tried in this stage"
+    def _next_ready(self) -> Node | None:
+        while self.ready:
+            node = self.ready.pop(0)
+            why = self._stale(node)
+            if why is None:
+                return node
+            self._drop(node, why)
         return None
 
+    def _stale(self, node: Node) -> str | None:
+        stage = self._stage(node.stage)
+        return "its stage is gone" if stage is None else stage.stale(node, list(self.running.values()))
+
+    def _sweep(self) -> None:
+        """Proposals of a stage that is complete are dropped now, not when a slot frees: the stage's decision
+        waits for its pending nodes. Proposals not yet started are cancelled (no model call made)."""
+        for fut, node in list(self.proposing.items()):
+            stage = self._stage(node.stage)
+            if stage is not None and (stage.status != "search" or stage.stopped_by_rule) and fut.cancel():
+                del self.proposing[fut]
+        for node in [n for n in self.ready if self._stale(n)]:
+            self.ready.remove(node)
+            self._drop(node, self._stale(node) or "")
+        self._advance()
+
+    def _drop(self, node: Node, why: str) -> None:
+        log.info("dropped proposal %d (%s %s): %s", node.step, node.operator, node.change or "", why)
+        self.dropped.append({"node_id": node.id, "step": node.step, "stage": node.stage, "why": why})
+        self.run.record_dropped(node, why)
+
     def _submit(self, node: Node) -> None:
+        node.submitted_at = time.time()
+        node.slot = self.free_slots.pop(0) if self.free_slots else None
         self.run.add_pending(node)
         self.running[node.id] = node
         self.executor.submit(self.make_job(node))
-        log.debug("submitted node %d: %s", node.step, node.plan)
+        log.debug("submitted node %d on slot %s: %s", node.step, node.slot, node.plan)
 
+    # -- results -----------------------------------------------------------------------------------------
     def _finish(self, outcome: NodeOutcome) -> None:
         node = self.running.pop(outcome.node_id)
-        if self.state.spec is None:
-            assert self.infer_spec is not None
-            node.exec = outcome.result
-            self.state.spec = self.infer_spec(node)  # None: template-free and no working program yet
+        if node.slot is not None and node.slot not in self.free_slots:
+            bisect.insort(self.free_slots, node.slot)
         node.finished_at = time.time()
+        node.exec = outcome.result
+        if self.state.spec is None and self.infer_spec is not None:
+            self.state.spec = self.infer_spec(node)  # raises when the template's own code failed
+            if self.state.spec is None and outcome.result.final_info is not None:
+                self.deferred.append((node, outcome))  # a working draft, judged once the baseline names the metric
+                return
+            if self.state.spec is not None:
+                waiting, self.deferred = self.deferred, []
+                for n, o in waiting:
+                    self._judged(n, o)
+        self._judged(node, outcome)
+
+    def _judged(self, node: Node, outcome: NodeOutcome) -> None:
         judge(node, outcome.result, self.state.spec or MetricSpec("unknown"))
         node.analysis = _analysis(node, outcome, self.state.spec)
-        if self.reviewer is None:
+        if self.feedback is None or node.operator == "seed":
             self._record(node, outcome)
         else:
             self.run.save_run(node, outcome.result, outcome.artifacts, outcome.plot_error)
-            self.reviewing[self.proposals.submit(self.reviewer, node, outcome)] = (node, outcome)
+            self.awaiting[self.pool.submit(self.feedback, node, outcome)] = (node, outcome)
 
-    def _take_reviews(self) -> None:
-        for fut in [f for f in self.reviewing if f.done()]:
-            node, outcome = self.reviewing.pop(fut)
+    def _take_feedback(self) -> None:
+        for fut in [f for f in self.awaiting if f.done()]:
+            node, outcome = self.awaiting.pop(fut)
             try:
                 is_bug, analysis = fut.result()
             except EngineError:
@@ -218,9 +273,6 @@ class Driver:
             self._record(node, outcome)
 
     def _record(self, node: Node, outcome: NodeOutcome) -> None:
-        if node.is_buggy is None and self.state.spec is None and self.infer_spec is not None:
-            self.infer_spec(node)  # the baseline could not even be proposed: this raises with the reason
-            # (template-free, it returns None: the next draft is tried)
         if node.is_buggy is None:  # never ran (its proposal failed)
             node.finished_at = time.time()
             judge(node, outcome.result, self.state.spec or MetricSpec("unknown"))
@@ -230,20 +282,36 @@ class Driver:
             artifacts = artifacts | {"runner.json": json.dumps(outcome.runner, indent=1).encode()}
         self.run.record(node, artifacts)
         self.state.journal.add(node)
+        self.plan.tell(node)
         self._report(node)
-        self.on_finish(node, outcome)
-        self._check_stop()
+        self.on_record(node, outcome)
+        self._advance()
+
+    def _advance(self) -> None:
+        """Let the plan decide stages whose search is over, start the next, finish those whose seeds are in."""
+        self.plan.advance(self.pending_of, [n for n in self._unfinished() if n.operator == "seed"])
+        events = self.plan.pop_events()
+        for ev in events:
+            if isinstance(ev, Started) and ev.stage.start is not None:
+                copy = ev.stage.start  # the previous stage's chosen node carried over with its results
+                artifacts = self.run.read_artifacts(ev.copy_of) if ev.copy_of is not None else {}
+                self.run.record(copy, artifacts)
+                self.state.journal.add(copy)
+                self.on_record(copy, NodeOutcome(copy.id, copy.exec, artifacts))
+        if events:
+            self.on_events(events)
 
     def _report(self, node: Node) -> None:
-        j, spec = self.state.journal, self.state.spec
-        best = j.best_node(spec) if spec else None
+        spec, stage = self.state.spec, self._stage(node.stage)
+        view = stage.view if stage is not None else self.state.journal
+        best = view.best_node(spec) if spec else None
         result = f"{spec.name}={node.metric:.4g}" if spec and not node.is_buggy else \
             f"buggy ({node.bug_reason[:80]})"
         best_txt = f"{best.metric:.4g} (node {best.step})" if best else "none yet"
-        log.info("%s [%d/%d] node %d %-7s %s in %.0fs | running %d, good %d, buggy %d | best %s | %.1f min",
-                 self.stage, len(j), self.max_nodes, node.step, node.operator, result, node.exec.exec_time_s,
-                 len(self.running), len(j.good_nodes), len(j.buggy_nodes), best_txt,
-                 (time.monotonic() - self.started) / 60)
+        budget = f"{len(stage.ran)}/{stage.budget}" if stage is not None and node.operator != "seed" else "seed"
+        log.info("%s [%s] node %d %-7s %s in %.0fs | running %d, ready %d, writing %d | best %s | %.1f min",
+                 node.stage, budget, node.step, node.operator, result, node.exec.exec_time_s, len(self.running),
+                 len(self.ready), len(self.proposing), best_txt, (time.monotonic() - self.started) / 60)
 
 
 def _analysis(node: Node, outcome: NodeOutcome, spec: MetricSpec | None) -> str:
@@ -252,6 +320,15 @@ def _analysis(node: Node, outcome: NodeOutcome, spec: MetricSpec | None) -> str:
         parts.append(f"Buggy: {node.bug_reason}.")
     else:
         parts.append(f"Ran in {node.exec.exec_time_s:.0f}s; {spec.name} = {node.metric:.4g} ({spec.direction}).")
+    if node.operator == "seed":
+        parts.insert(0, f"Seed run of node {node.parent_id}:")
     if outcome.plot_error:
         parts.append(outcome.plot_error)
     return " ".join(parts)
+
+
+def slot_utilization(nodes: Sequence[Node], slots: int, wall_s: float) -> float | None:
+    """Busy slot-seconds (from each run's submission to its result) over slots x the search's wall time."""
+    busy = sum(n.finished_at - n.submitted_at for n in nodes
+               if n.submitted_at is not None and n.finished_at is not None and n.operator != "copy")
+    return None if wall_s <= 0 or slots < 1 else round(busy / (slots * wall_s), 4)

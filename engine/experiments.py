@@ -11,26 +11,27 @@ from typing import Any
 
 from engine.cluster import start_executor
 from engine.config import RunConfig
-from engine.driver import SearchState
+from engine.driver import Driver, SearchState, slot_utilization
 from engine.errors import EngineError
 from engine.llm.ledger import cost_summary
 from engine.llm.service import LLM
-from engine.llm_proposer import Context, LLMProposer, LLMReviewer, LLMSelector
+from engine.llm_proposer import Context, LLMFeedback, LLMProposer, LLMSelector
 from engine.node_exec import NodeJob, NodeOutcome
 from engine.phase import PhaseContext
 from engine.plot_critique import PlotCritic, vision_unavailable
 from engine.rundir import RunDir, read_json, write_json
 from engine.sandbox import SandboxConfig, bwrap_path
-from engine.stage_runner import StageContext, StageRunner
+from engine.stage_records import StageRecords
 from engine.template import Template, load_template, template_free
 from engine.tracking import Tracker
 from engine.viewer import write_viewer
 from search.journal import Journal
 from search.metric import MetricSpec, guess_direction, metric_names
-from search.node import Node
+from search.node import TREE_FIELDS, Node, node_record
 from search.offline import NAME as OFFLINE_NAME
 from search.offline import OfflineProposer, specs_from_code
 from search.operators import BaselineFirst
+from stages.policy import StagePlan, StageSetup
 
 log = logging.getLogger(__name__)
 PIPELINE_KEYS = ("phases", "idea", "paper", "review")
@@ -143,8 +144,9 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
 
     state = SearchState(Journal(finished), spec,
                         next_step=1 + max((n.step for n in finished + unfinished), default=-1))
-    proposer, reviewer, critic_on = _proposer(exp, llm, state, idea, unfinished)
+    proposer, feedback, critic_on = _proposer(exp, llm, state, idea, unfinished)
     started, prior_wall = time.monotonic(), float(previous.get("wall_time_s", 0.0)) if previous else 0.0
+    prior_search_wall = float((previous or {}).get("search_wall_s") or 0.0)
 
     def make_job(node: Node) -> NodeJob:
         return NodeJob(node.id, node.code, exp.support_files, exp.sandbox,
@@ -152,6 +154,8 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
                        scratch_root=cfg.cluster.scratch_dir)
 
     def infer(node: Node) -> MetricSpec | None:
+        if exp.base_code and node.code != exp.base_code:
+            return None  # with a template, its own code (the baseline) names the metric: other drafts wait for it
         if node.exec.final_info is None and not exp.base_code:
             log.info("no working program yet (template-free): the primary metric comes from the first one")
             return None
@@ -161,15 +165,24 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
                               f"{node.exec.stderr_tail[-2000:]}")
         return _first_metric(node.exec.final_info, cfg, "the baseline run")
 
-    runner: StageRunner | None = None  # made once the executor is up; the status files list its stages
+    plan: StagePlan | None = None  # made once the executor is up; the status files list its stages
+    driver: Driver | None = None
 
     def write_status(status: str) -> dict[str, Any]:
         # the best node as the stage records chose it (metric, or the model's tie-break), in one place
-        chosen = runner.chosen_best() if runner else None
-        summary = make_summary(exp, state, prior_wall + time.monotonic() - started, status, str(run_dir),
-                               proposer.name, chosen)
-        summary["stages"] = runner.summary_rows() if runner else []
-        summary |= cost_summary(llm.ledger.rows() if llm and llm.ledger else [])
+        chosen = plan.chosen() if plan else None
+        wall = prior_wall + time.monotonic() - started
+        summary = make_summary(exp, state, wall, status, str(run_dir), proposer.name, chosen)
+        summary["stages"] = plan.rows() if plan else []
+        search_wall = prior_search_wall + (time.monotonic() - driver.started if driver else 0.0)
+        summary["search_wall_s"] = round(search_wall, 1)
+        summary["slots"] = cfg.cluster.slots
+        summary["slot_utilization"] = slot_utilization(state.journal.nodes, cfg.cluster.slots, search_wall)
+        overhead = (previous or {}).get("driver_overhead_ms_median") if driver is None or not driver.overhead_s \
+            else round(1000 * statistics.median(driver.overhead_s), 2)
+        summary["driver_overhead_ms_median"] = overhead
+        summary["dropped_proposals"] = len(run.dropped_ids())
+        summary |= cost_summary(llm.ledger.rows() if llm and llm.ledger else [], run.dropped_ids())
         # the pipeline's keys (phases, idea, paper, review) stay as the pipeline wrote them
         summary = {k: v for k, v in (_read_summary(run_dir) or {}).items() if k in PIPELINE_KEYS} | summary
         write_json(run_dir / "summary.json", summary)
@@ -180,27 +193,38 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
             run.write_best(best)
         return summary
 
-    def on_finish(node: Node, outcome: NodeOutcome) -> None:
+    def on_record(node: Node, outcome: NodeOutcome) -> None:
         best = state.journal.best_node(state.spec) if state.spec else None
         tracker.log_node(node, best.metric if best else None)
         write_status("running")
 
-    res = exp.template.manifest.resources if exp.template.manifest else None
     manifest = exp.template.manifest
+    res = manifest.resources if manifest else None
     executor = start_executor(cfg.cluster, template_gpus=res.gpus if res else 0.0)
-    stage_ctx = StageContext(
-        run=run, state=state, proposer=proposer, reviewer=reviewer, executor=executor, make_job=make_job,
-        infer_spec=infer, on_finish=on_finish, tracker=tracker, policy=cfg.policy, stages=cfg.stages,
-        offline=llm is None, critique=critic_on, seed=cfg.seed, proposal_concurrency=cfg.llm.max_concurrency,
+    setup = StageSetup(
+        stages=cfg.stages, policy=cfg.policy, offline=llm is None, critique=critic_on, seed=cfg.seed,
         timeout_s=exp.sandbox.timeout_s, tunables=tuple(manifest.tunables) if manifest else (),
         ablations=tuple(manifest.ablations) if manifest else (), seed_param=manifest.seed_param if manifest else None,
         select=LLMSelector(llm) if llm is not None and llm.has("select") else None)
-    runner = StageRunner(stage_ctx)
-    log.info("searching with the %s proposer: stages %s, %d slots, primary metric %s", proposer.name,
-             ", ".join(f"{n} ({cfg.stages.settings[n].budget(llm is None)} nodes)" for n in cfg.stages.run),
-             cfg.cluster.slots, f"{spec.name} ({spec.direction})" if spec else "from the baseline")
+    records = StageRecords(run, state.journal, lambda: state.spec, tracker, critic_on)
+    plan = StagePlan.resume(setup, lambda: state.spec, state.journal, state.new_step, records.saved, unfinished)
+    for stage in plan.stages:
+        if stage.status == "done":
+            log.info("stage %s finished before the resume: %s", stage.name, (stage.decision or {}).get("why"))
+        elif stage.status == "seeding":
+            log.info("stage %s decided before the resume: its seed runs continue", stage.name)
+    # proposals written ahead of the free slots: with a model, one per slot by default (a freed slot finds a
+    # ready program); the offline proposer writes at once, so none ahead
+    lookahead = cfg.policy.lookahead if cfg.policy.lookahead is not None else (0 if llm is None else cfg.cluster.slots)
+    driver = Driver(run, state, proposer, executor, make_job, plan, feedback=feedback, lookahead=lookahead,
+                    proposal_concurrency=cfg.llm.max_concurrency, infer_spec=infer, on_record=on_record,
+                    on_events=records)
+    log.info("searching with the %s proposer: stages %s, %d slots, %d proposals ahead, primary metric %s",
+             proposer.name, ", ".join(f"{n} ({cfg.stages.settings[n].budget(llm is None)} nodes)"
+                                      for n in cfg.stages.run),
+             cfg.cluster.slots, lookahead, f"{spec.name} ({spec.direction})" if spec else "from the baseline")
     try:
-        records = runner.run(unfinished)
+        driver.search(resumed=unfinished)
     except KeyboardInterrupt:
         executor.shutdown()
         write_status("interrupted")
@@ -210,19 +234,17 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
         write_status("crashed")
         raise
     executor.shutdown()
-    failed = records and records[-1]["best"] is None
+    failed = plan.failed
     summary = write_status("no working node" if failed else "finished")
-    if runner.overhead_s:
-        summary["driver_overhead_ms_median"] = round(1000 * statistics.median(runner.overhead_s), 2)
-        write_json(run_dir / "summary.json", summary)
-    if failed:
-        raise EngineError(f"stage {records[-1]['name']} found no working node, so the run stops; "
-                          f"{records[-1]['why']}\n(run directory: {run_dir})")
+    if failed is not None:
+        why = (failed.decision or {}).get("why")
+        raise EngineError(f"stage {failed.name} found no working node, so the run stops; {why}\n"
+                          f"(run directory: {run_dir})")
     return summary
 
 
 def _proposer(exp: Experiment, llm: LLM | None, state: SearchState, idea: dict[str, Any], unfinished: list[Node]):
-    """The offline proposer, or the model's operators with their feedback reviewer."""
+    """The offline proposer, or the model's operators with the model's feedback on each run."""
     base_first = BaselineFirst(exp.base_code, already_proposed=tuple(n.code for n in unfinished))
     if not exp.base_code:  # template-free: there is no baseline program, the model's first draft starts
         base_first.proposed += ("",)
@@ -240,14 +262,14 @@ def _proposer(exp: Experiment, llm: LLM | None, state: SearchState, idea: dict[s
         return base_first.wrap(offline), None, False
     ctx = Context(exp.template.prompt["task_description"], idea, exp.base_code, sorted(exp.support_files),
                   lambda: state.spec, exp.sandbox.timeout_s)
-    feedback = LLMReviewer(llm, lambda: state.spec)
+    feedback = LLMFeedback(llm, lambda: state.spec)
     unavailable = vision_unavailable(llm)
     if unavailable:
         log.info("plot critique skipped: %s (plots are still drawn)", unavailable)
         return base_first.wrap(LLMProposer(llm, ctx)), feedback, False
     critic = PlotCritic(llm, exp.cfg.stages.critique_max_plots)
 
-    def review(node: Node, outcome: NodeOutcome) -> tuple[bool, str]:
+    def critique_and_feedback(node: Node, outcome: NodeOutcome) -> tuple[bool, str]:
         try:
             critic(node, outcome)
         except EngineError:
@@ -256,7 +278,7 @@ def _proposer(exp: Experiment, llm: LLM | None, state: SearchState, idea: dict[s
             log.warning("plot critique of node %d failed: %s", node.step, e)
         return feedback(node, outcome)
 
-    return base_first.wrap(LLMProposer(llm, ctx)), review, True
+    return base_first.wrap(LLMProposer(llm, ctx)), critique_and_feedback, True
 
 
 def previous_spec(summary: dict[str, Any]) -> MetricSpec | None:
@@ -271,7 +293,7 @@ def _read_summary(run_dir: Path) -> dict[str, Any] | None:
 
 def make_summary(exp: Experiment, state: SearchState, wall_s: float, status: str, run_dir: str,
                  proposer: str, chosen: tuple[Node, dict[str, str]] | None = None) -> dict:
-    """`chosen`: the best node and the rule that chose it (StageRunner.chosen_best); None: the best metric."""
+    """`chosen`: the best node and the rule that chose it (StagePlan.chosen); None: the best metric."""
     j, spec = state.journal, state.spec
     best, choice = chosen if chosen else (j.best_node(spec) if spec else None, {})
     if best is not None and not choice and spec is not None:
@@ -316,9 +338,6 @@ def tree_json(state: SearchState) -> dict[str, Any]:
     return {
         "primary_metric": None if state.spec is None else {"name": state.spec.name,
                                                           "direction": state.spec.direction},
-        "nodes": [{"id": n.id, "step": n.step, "parent_id": n.parent_id, "operator": n.operator,
-                   "stage": n.stage, "plan": n.plan, "metric": n.metric, "is_buggy": n.is_buggy,
-                   "bug_reason": n.bug_reason, "exec_time_s": round(n.exec.exec_time_s, 2),
-                   "change": n.change, "copied_from": n.copied_from, "plots_valid": n.plots_valid,
-                   "children": [c.id for c in state.journal.children(n.id)]} for n in state.journal],
+        "nodes": [node_record(n, TREE_FIELDS) | {"children": [c.id for c in state.journal.children(n.id)]}
+                  for n in state.journal],
     }

@@ -102,7 +102,7 @@ class LLMProposer:
         return self._ask(prompt, target)
 
 
-class LLMReviewer:
+class LLMFeedback:
     """After a run: is it buggy, and what does it show (structured output from the feedback role)."""
 
     def __init__(self, llm: LLM, spec_fn: Callable[[], MetricSpec | None]):

@@ -5,6 +5,7 @@
     journal/             Parquet, one file per finished node (append-only; read as one table)
     pending/             proposals handed to a runner but not finished (re-run on resume); <id>.run/ holds a
                          finished run whose model feedback was still pending (not re-run on resume)
+    dropped/             proposals written but never run: their basis changed while they were written
     nodes/<step>-<id>/   the node's code, logs, run_0/ (final_info.json, arrays) and plots
     tree.json            the search tree (ids, parents, operators, metrics)
     best/                the best node's code and its record
@@ -23,21 +24,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from search.node import ExecResult, Node
+from search.node import RECORD_FIELDS, ExecResult, Node, node_from_record, node_record
 
-SCHEMA = pa.schema([
-    ("id", pa.string()), ("step", pa.int64()), ("parent_id", pa.string()), ("stage", pa.string()),
-    ("operator", pa.string()), ("proposer", pa.string()), ("plan", pa.string()), ("code", pa.string()),
-    ("metric", pa.float64()), ("is_buggy", pa.bool_()), ("bug_reason", pa.string()),
-    ("analysis", pa.string()), ("change", pa.string()), ("copied_from", pa.string()),
-    ("plot_feedback", pa.string()), ("plots_valid", pa.bool_()), ("exit_code", pa.int64()),
-    ("exec_time_s", pa.float64()),
-    ("started_at", pa.float64()),
-    ("timed_out", pa.bool_()), ("killed_reason", pa.string()), ("exc_type", pa.string()),
-    ("exc_message", pa.string()), ("stdout_tail", pa.string()), ("stderr_tail", pa.string()),
-    ("final_info", pa.string()), ("plots", pa.list_(pa.string())), ("created_at", pa.float64()),
-    ("finished_at", pa.float64()),
-])
+_ARROW = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "json": pa.string(),
+          "strs": pa.list_(pa.string())}
+SCHEMA = pa.schema([(name, _ARROW[kind]) for name, kind in RECORD_FIELDS])  # one row per finished node
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
@@ -57,41 +48,9 @@ def read_json(path: Path) -> Any:
 
 
 def node_to_row(node: Node) -> dict[str, Any]:
-    ex = node.exec
-    return {
-        "id": node.id, "step": node.step, "parent_id": node.parent_id, "stage": node.stage,
-        "operator": node.operator, "proposer": node.proposer, "plan": node.plan, "code": node.code,
-        "metric": node.metric, "is_buggy": node.is_buggy, "bug_reason": node.bug_reason,
-        "analysis": node.analysis, "change": node.change, "copied_from": node.copied_from,
-        "plot_feedback": node.plot_feedback, "plots_valid": node.plots_valid, "exit_code": ex.exit_code,
-        "exec_time_s": ex.exec_time_s,
-        "started_at": ex.started_at,
-        "timed_out": ex.timed_out, "killed_reason": ex.killed_reason, "exc_type": ex.exc_type,
-        "exc_message": ex.exc_message, "stdout_tail": ex.stdout_tail, "stderr_tail": ex.stderr_tail,
-        "final_info": None if ex.final_info is None else json.dumps(ex.final_info), "plots": ex.plots,
-        "created_at": node.created_at, "finished_at": node.finished_at,
-    }
-
-
-def row_to_node(row: dict[str, Any]) -> Node:
-    ex = ExecResult(exit_code=row["exit_code"], stdout_tail=row["stdout_tail"] or "",
-                    stderr_tail=row["stderr_tail"] or "", exc_type=row["exc_type"],
-                    exc_message=row["exc_message"], exec_time_s=row["exec_time_s"] or 0.0,
-                    started_at=row["started_at"],
-                    timed_out=bool(row["timed_out"]), killed_reason=row["killed_reason"],
-                    final_info=None if row["final_info"] is None else json.loads(row["final_info"]),
-                    plots=list(row["plots"] or []))
-    return Node(code=row["code"], plan=row["plan"] or "", operator=row["operator"], parent_id=row["parent_id"],
-                stage=row["stage"], id=row["id"], step=row["step"], proposer=row["proposer"] or "",
-                metric=row["metric"], is_buggy=row["is_buggy"], bug_reason=row["bug_reason"] or "",
-                analysis=row["analysis"] or "", change=row.get("change") or "",
-                copied_from=row.get("copied_from"), plot_feedback=row.get("plot_feedback") or "",
-                plots_valid=row.get("plots_valid"), exec=ex, created_at=row["created_at"],
-                finished_at=row["finished_at"])
-
-
-def pending_to_json(node: Node) -> dict[str, Any]:
-    return {k: v for k, v in asdict(node).items() if k != "exec"}
+    row = node_record(node)
+    row["final_info"] = None if row["final_info"] is None else json.dumps(row["final_info"])
+    return row
 
 
 def _write_tree(root: Path, files: dict[str, bytes]) -> None:
@@ -117,7 +76,7 @@ class RunDir:
 
     # -- writing -------------------------------------------------------------------------------------
     def add_pending(self, node: Node) -> None:
-        write_json(self.pending_dir / f"{node.id}.json", pending_to_json(node))
+        write_json(self.pending_dir / f"{node.id}.json", node_record(node))
 
     def save_run(self, node: Node, result: ExecResult, artifacts: dict[str, bytes], plot_error: str | None) -> None:
         """What a node's run produced, kept while its model feedback is pending: a resume then asks for the
@@ -146,7 +105,7 @@ class RunDir:
         staging = final.with_name(final.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         _write_tree(staging, artifacts)
-        write_json(staging / "node.json", pending_to_json(node) | {"exec": asdict(node.exec)})
+        write_json(staging / "node.json", node_record(node))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(staging, final)
         table = pa.Table.from_pylist([node_to_row(node)], schema=SCHEMA)
@@ -158,9 +117,18 @@ class RunDir:
         (self.pending_dir / f"{node.id}.json").unlink(missing_ok=True)
         shutil.rmtree(self.pending_dir / f"{node.id}.run", ignore_errors=True)
 
+    def record_dropped(self, node: Node, why: str) -> None:
+        """A written proposal that never ran because its basis changed (dropped/; its model cost is labelled so)."""
+        write_json(self.path / "dropped" / f"{node.step:06d}-{node.id}.json", node_record(node) | {"dropped": why})
+        (self.pending_dir / f"{node.id}.json").unlink(missing_ok=True)
+
+    def dropped_ids(self) -> set[str]:
+        folder = self.path / "dropped"
+        return {p.stem.split("-", 1)[1] for p in folder.glob("*.json")} if folder.is_dir() else set()
+
     def write_best(self, node: Node) -> None:
         write_atomic(self.path / "best" / "experiment.py", node.code)
-        write_json(self.path / "best" / "node.json", pending_to_json(node) | {"exec": asdict(node.exec)})
+        write_json(self.path / "best" / "node.json", node_record(node))
 
     # -- reading -------------------------------------------------------------------------------------
     def read_artifacts(self, node: Node) -> dict[str, bytes]:
@@ -177,15 +145,14 @@ class RunDir:
         if not parts:
             return []
         table = pa.concat_tables([pq.read_table(p, schema=SCHEMA) for p in parts])
-        nodes = [row_to_node(r) for r in table.to_pylist()]
+        nodes = [node_from_record(r) for r in table.to_pylist()]
         return sorted(nodes, key=lambda n: n.step)
 
     def load_pending(self) -> list[Node]:
         """Nodes that were running when the run stopped; their half-written folders are removed."""
         nodes = []
         for f in sorted(self.pending_dir.glob("*.json")) if self.pending_dir.is_dir() else []:
-            data = json.loads(f.read_text())
-            nodes.append(Node(**data))
+            nodes.append(node_from_record(json.loads(f.read_text())))
         for partial in self.nodes_dir.glob("*.partial") if self.nodes_dir.is_dir() else []:
             shutil.rmtree(partial, ignore_errors=True)
         return sorted(nodes, key=lambda n: n.step)

@@ -1,9 +1,10 @@
 """A node of the search tree and the record of one execution."""
 from __future__ import annotations
 
+import json
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 # copy: a stage's starting point, the previous stage's best node carried over (not run again);
@@ -53,9 +54,56 @@ class Node:
     plot_feedback: str = ""  # the vision model's reading of the node's plots ("" when not critiqued)
     plots_valid: bool | None = None  # its verdict; None when not critiqued
     exec: ExecResult = field(default_factory=ExecResult)
-    created_at: float = field(default_factory=time.time)
-    finished_at: float | None = None
+    created_at: float = field(default_factory=time.time)  # when its proposal started being written
+    submitted_at: float | None = None  # when it was handed to a slot
+    slot: int | None = None  # which slot ran it (0-based)
+    finished_at: float | None = None  # when its result reached the driver
 
     @property
     def is_draft(self) -> bool:
         return self.parent_id is None
+
+
+# -- the one serialization of a node -------------------------------------------------------------------------
+# Every place that stores or shows a node (the journal's Parquet rows, pending files, node.json, tree.json, the
+# viewer's data, a stage's history) writes a subset of this flat record, so the formats cannot drift apart.
+# Field kinds: str, int, float, bool, json (any JSON value, a string in Parquet), strs (a list of strings).
+RECORD_FIELDS: tuple[tuple[str, str], ...] = (
+    ("id", "str"), ("step", "int"), ("parent_id", "str"), ("stage", "str"), ("operator", "str"),
+    ("proposer", "str"), ("plan", "str"), ("code", "str"), ("metric", "float"), ("is_buggy", "bool"),
+    ("bug_reason", "str"), ("analysis", "str"), ("change", "str"), ("copied_from", "str"),
+    ("plot_feedback", "str"), ("plots_valid", "bool"), ("exit_code", "int"), ("exec_time_s", "float"),
+    ("started_at", "float"), ("timed_out", "bool"), ("killed_reason", "str"), ("exc_type", "str"),
+    ("exc_message", "str"), ("stdout_tail", "str"), ("stderr_tail", "str"), ("final_info", "json"),
+    ("plots", "strs"), ("created_at", "float"), ("submitted_at", "float"), ("slot", "int"),
+    ("finished_at", "float"),
+)
+_EXEC = {f.name for f in fields(ExecResult)}
+# what tree.json and the viewer list per node (the code and logs are in the node's folder)
+TREE_FIELDS = ("id", "step", "parent_id", "stage", "operator", "proposer", "plan", "metric", "is_buggy",
+               "bug_reason", "change", "copied_from", "plots_valid", "exec_time_s", "started_at", "created_at",
+               "submitted_at", "slot", "finished_at")
+
+
+def node_record(node: Node, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The node as one flat JSON-ready dict (its execution fields inlined), or the `keys` of it."""
+    rec = {name: getattr(node.exec, name) if name in _EXEC else getattr(node, name)
+           for name, _ in RECORD_FIELDS if keys is None or name in keys}
+    if "plots" in rec:
+        rec["plots"] = list(rec["plots"])
+    return rec
+
+
+def node_from_record(rec: dict[str, Any]) -> Node:
+    """The node from node_record() output (a Parquet row, a pending file, node.json); records written before a
+    field existed get its default. A pending file of the older nested form ({... "exec": {...}}) loads too."""
+    rec = dict(rec) | dict(rec.get("exec") or {})
+    if isinstance(rec.get("final_info"), str):  # Parquet keeps it as JSON text
+        rec["final_info"] = json.loads(rec["final_info"])
+    ex = ExecResult(**{k: rec[k] for k in _EXEC if rec.get(k) is not None})
+    ex.plots = list(ex.plots or [])
+    node_keys = {f.name for f in fields(Node)} - {"exec"}
+    kw = {k: rec[k] for k in node_keys if rec.get(k) is not None}
+    for text in ("plan", "proposer", "bug_reason", "analysis", "change", "plot_feedback"):
+        kw.setdefault(text, "")
+    return Node(**kw, exec=ex)

@@ -15,12 +15,15 @@ class PolicyConfig:
     num_drafts: int = 3
     debug_prob: float = 0.5
     max_debug_depth: int = 3
+    lookahead: int | None = None  # proposals written beyond the free slots (None: one per slot with a model, 0 offline)
 
     def __post_init__(self) -> None:
         if self.num_drafts < 1:
             raise ValueError(f"search.num_drafts must be >= 1, got {self.num_drafts}")
         if not 0.0 <= self.debug_prob <= 1.0:
             raise ValueError(f"search.debug_prob must be in [0, 1], got {self.debug_prob}")
+        if self.lookahead is not None and self.lookahead < 0:
+            raise ValueError(f"search.lookahead must be >= 0 or null, got {self.lookahead}")
         if self.max_debug_depth < 0:
             raise ValueError(f"search.max_debug_depth must be >= 0, got {self.max_debug_depth}")
 

@@ -1,6 +1,13 @@
-"""The four experiment stages: what each asks for, when it is complete, how one seeds the next.
+"""The four experiment stages: how each decides, as objects the driver consults.
 
-Pure logic over the journal; engine/stage_runner.py runs them."""
+    spec.py     the stages in order and their settings (conf/stages/)
+    policy.py   StagePolicy (one stage: what to propose next, when it is complete, which node it hands on and on
+                what evidence, its seed runs) and StagePlan (the stages of a run, overlapping at their boundaries)
+    rules.py    the completion rules, the noise margin, briefs, failure accounts, histories
+    seeds.py    the multi-seed evaluation: seed parameters, program variants, aggregation
+
+Pure logic over the journal, no Ray and no files: engine/driver.py runs whatever the plan asks for, and
+engine/stage_records.py writes the decisions down."""
 from stages.spec import STAGE_NAMES, StagesConfig, StageSettings, stage_goal
 
 __all__ = ["STAGE_NAMES", "StageSettings", "StagesConfig", "stage_goal"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from search.journal import Journal
 from search.metric import MetricSpec, MetricValue
@@ -10,11 +11,15 @@ from search.node import Node
 from search.operators import StageBrief
 from stages.spec import StageSettings, stage_goal
 
+if TYPE_CHECKING:
+    from stages.policy import Evidence
+
 
 def completion(stage: StageSettings, view: Journal, start: Node | None, spec: MetricSpec,
-               critique: bool) -> str | None:
+               critique: bool, evidence: Evidence | None = None, z: float = 0.0) -> str | None:
     """Why the stage is complete before its budget, or None. `view` holds the stage's nodes (and its start);
-    `critique` tells whether a vision model judges plots (the stage-2 stability check needs it)."""
+    `critique` tells whether a vision model judges plots (the stage-2 stability check needs it); `evidence` is the
+    starting node's seed evaluation: with it (and z > 0) a node beats the start only by more than the noise."""
     if stage.run_to_budget:
         return None
     if stage.name == "initial":
@@ -22,16 +27,35 @@ def completion(stage: StageSettings, view: Journal, start: Node | None, spec: Me
         return None if good is None else f"node {good.step} works ({spec.name} = {good.metric:.4g})"
     if stage.name == "tuning" and start is not None:
         base = MetricValue(start.metric, spec)
+        noisy = evidence is not None and z > 0
         for node in view.ranked_good_nodes(spec):
             if node.id == start.id or not MetricValue(node.metric, spec) > base:
                 continue
+            if noisy:
+                above, account = beats(node, evidence, spec, z)
+                if not above:
+                    continue
+                vs = f"{node.metric:.4g}, {account}"
+            else:
+                vs = f"{node.metric:.4g} vs {start.metric:.4g}" + ("" if z <= 0 else "; the start's seed spread is "
+                                                                    "unknown, so the single runs were compared")
             if not critique:
                 return (f"node {node.step} ({node.change or 'a change'}) beats the starting node on {spec.name} "
-                        f"({node.metric:.4g} vs {start.metric:.4g}); curve stability not judged: no vision model")
+                        f"({vs}); curve stability not judged: no vision model")
             if node.plots_valid:
                 return (f"node {node.step} ({node.change or 'a change'}) beats the starting node on {spec.name} "
-                        f"({node.metric:.4g} vs {start.metric:.4g}) and its curves were judged stable")
+                        f"({vs}) and its curves were judged stable")
     return None  # stages 3 and 4 run to their budget (or until no named change is left)
+
+
+def beats(node: Node, evidence: Evidence, spec: MetricSpec, z: float) -> tuple[bool, str]:
+    """Whether one run of `node` is better than the start's seed mean by more than the noise margin, and the
+    account (the evidence the decision rests on)."""
+    margin = evidence.margin(z)
+    gain = (node.metric - evidence.mean) if spec.maximize else (evidence.mean - node.metric)
+    verdict = "above" if gain > margin else "within"
+    return gain > margin, (f"start {evidence.text()}; difference {gain:+.4g} {verdict} the noise margin "
+                           f"{margin:.3g} = {z:g} sd x sqrt(1 + 1/{evidence.n})")
 
 
 def near_best(view: Journal, spec: MetricSpec, tolerance: float) -> list[Node]:

@@ -47,6 +47,7 @@ class StagesConfig:
     critique_max_plots: int = 4  # PNGs of a node the vision model reads
     scale_up_fraction: float = 0.1  # stage 3: "scale up" when the best run used less than this share of the limit
     tie_break_tolerance: float = 0.0  # at a stage's end, a model picks among nodes this close to the best (0: off)
+    noise_z: float = 0.0  # a node beats the start only by more than z sd of the start's seed spread (0: any margin)
 
     def __post_init__(self) -> None:
         if not self.run or tuple(self.run) != STAGE_NAMES[:len(self.run)]:
@@ -58,6 +59,8 @@ class StagesConfig:
             raise ValueError(f"stages.num_seeds must be >= 1, got {self.num_seeds}")
         if self.critique_max_plots < 1:
             raise ValueError(f"stages.critique_max_plots must be >= 1, got {self.critique_max_plots}")
+        if self.noise_z < 0:
+            raise ValueError(f"stages.noise_z must be >= 0, got {self.noise_z}")
         if self.tie_break_tolerance < 0:
             raise ValueError(f"stages.tie_break_tolerance must be >= 0, got {self.tie_break_tolerance}")
         if not 0.0 <= self.scale_up_fraction <= 1.0:

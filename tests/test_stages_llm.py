@@ -78,7 +78,8 @@ def run_stages(tmp_path, v1_template, valid_plots):
             "+topic=template", f"topic.path={v1_template}", "topic.metric=val_loss", "topic.direction=minimize",
             f"model.base_url={server.base_url}", "model.name=fake-model", "model.vision=true", "tracking=none",
             "pipeline.phases=[experiments]",
-            "cluster.slots=1", "search.num_drafts=1", "search.debug_prob=0", "stages.initial.max_nodes=3",
+            "cluster.slots=1", "search.num_drafts=1", "search.debug_prob=0", "search.lookahead=0",
+            "stages.initial.max_nodes=3",
             "stages.tuning.max_nodes=3", "stages.agenda.max_nodes=2", "stages.ablations.max_nodes=3",
             f"hydra.run.dir={run_dir}"), cwd=REPO, capture_output=True, text=True, timeout=600,
             env=os.environ | {"OPENAI_API_KEY": "test-key"})

@@ -67,8 +67,10 @@ class Ledger:
         return pa.concat_tables([pq.read_table(p, schema=SCHEMA) for p in parts]).to_pylist() if parts else []
 
 
-def cost_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """`cost_usd` and `tokens`, in total, by role and by stage. A cost with an unknown price is null."""
+def cost_summary(rows: list[dict[str, Any]], dropped: set[str] = frozenset()) -> dict[str, Any]:
+    """`cost_usd` and `tokens`, in total, by role, by stage and by label. A cost with an unknown price is null.
+    `dropped`: ids of proposals written but never run (their basis changed): their calls are labelled
+    "dropped proposal", every other call by its role."""
     def total(group: list[dict]) -> dict[str, Any]:
         unknown = sum(1 for r in group if r["cost_usd"] is None and r["ok"])
         cost = sum(r["cost_usd"] or 0.0 for r in group)
@@ -84,12 +86,14 @@ def cost_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             groups.setdefault(r[key] or "none", []).append(r)
         return {k: total(v) for k, v in sorted(groups.items())}
 
+    for r in rows:
+        r["label"] = "dropped proposal" if r.get("node") in dropped else r["role"]
     overall = total(rows)
     return {"cost_usd": overall["cost_usd"],
             "tokens": {"input": overall["input_tokens"], "output": overall["output_tokens"],
                        "cached": overall["cached_tokens"]},
             "llm_calls": overall["calls"], "llm_calls_unknown_price": overall["calls_with_unknown_price"],
-            "llm_by_role": by("role"), "llm_by_stage": by("stage")}
+            "llm_by_role": by("role"), "llm_by_stage": by("stage"), "llm_by_label": by("label")}
 
 
 def now() -> float:

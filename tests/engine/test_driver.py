@@ -1,32 +1,42 @@
-"""The driver's stage controls with an instant in-process executor: early completion, a proposer with nothing
-left, and a repeated named change refused before it runs."""
+"""The one loop with an instant in-process executor: a proposer with nothing left, a repeated named change dropped
+before it runs (and its model cost labelled), early completion, proposals written ahead of free slots, slots."""
 import random
 import threading
+import time
 
-from engine.driver import Driver, SearchState
+from engine.driver import Driver, SearchState, slot_utilization
+from engine.llm.ledger import cost_summary
 from engine.node_exec import NodeJob
 from engine.rundir import RunDir
 from engine.sandbox import SandboxConfig
 from search.journal import Journal
 from search.metric import MetricSpec
 from search.node import Node
-from search.operators import NothingLeft, Proposal, StageBrief
+from search.operators import NothingLeft, Proposal
 from search.policy import PolicyConfig
+from stages.policy import StagePlan, StageSetup
+from stages.spec import STAGE_NAMES, StagesConfig, StageSettings
 from tests.engine.instant import InstantExecutor
 
 SPEC = MetricSpec("m", "maximize")
 
 
 class ScriptedProposer:
-    """Hands out (change, value) pairs in order; raises NothingLeft after them."""
+    """Hands out (change, value) pairs in order; raises NothingLeft after them; `latency` s per proposal."""
 
     name = "scripted"
 
-    def __init__(self, script):
-        self.script, self.lock = list(script), threading.Lock()
+    def __init__(self, script, latency=0.0):
+        self.script, self.lock, self.latency = list(script), threading.Lock(), latency
+        self.in_flight = self.most_in_flight = 0
 
     def _next(self, *args, **kw) -> Proposal:
         with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        time.sleep(self.latency)
+        with self.lock:
+            self.in_flight -= 1
             if not self.script:
                 raise NothingLeft("the script is used up")
             change, value = self.script.pop(0)
@@ -35,40 +45,99 @@ class ScriptedProposer:
     draft = debug = improve = _next
 
 
-def driver(tmp_path, proposer, executor, max_nodes, kind=None, should_stop=None, concurrency=4):
-    start = Node(code="VALUE = 1", operator="copy", metric=1.0, is_buggy=False)
-    state = SearchState(Journal([start]), SPEC, next_step=1)
-    brief = (lambda j, pending: StageBrief("tuning", change_kind=kind)) if kind else None
-    return Driver(RunDir(tmp_path), state, proposer, PolicyConfig(num_drafts=1, debug_prob=0.0), executor,
-                  lambda n: NodeJob(n.id, n.code, {}, SandboxConfig()), max_nodes, "tuning", random.Random(0),
-                  proposal_concurrency=concurrency, brief=brief, should_stop=should_stop)
+def tuning_driver(tmp_path, proposer, executor, budget=10, concurrency=4, lookahead=0, stages=("initial", "tuning")):
+    """A run whose first stage is done: the tuning stage searches from a copy of its best node."""
+    settings = {n: StageSettings(n, max_nodes=budget, offline_max_nodes=budget) for n in STAGE_NAMES}
+    setup = StageSetup(StagesConfig(tuple(stages), settings, num_seeds=1), PolicyConfig(num_drafts=1, debug_prob=0.0),
+                       offline=True, critique=False, seed=0, timeout_s=10.0)
+    base = Node(code="VALUE = 1", operator="draft", stage="initial", metric=1.0, is_buggy=False, step=0)
+    copy = Node(code="VALUE = 1", operator="copy", stage="tuning", metric=1.0, is_buggy=False, step=1,
+                copied_from=base.id)
+    state = SearchState(Journal([base, copy]), SPEC, next_step=2)
+    record = {"name": "initial", "best": {"node_id": base.id, "value": 1.0}, "seeds": {}, "completed": True,
+              "why": "done before"}
+    plan = StagePlan.resume(setup, lambda: SPEC, state.journal, state.new_step,
+                            lambda name: (record, None) if name == "initial" else (None, None))
+    return Driver(RunDir(tmp_path), state, proposer, executor, lambda n: NodeJob(n.id, n.code, {}, SandboxConfig()),
+                  plan, lookahead=lookahead, proposal_concurrency=concurrency)
+
+
+def ran(d):
+    return sorted((n for n in d.state.journal if n.stage == "tuning" and n.operator == "improve"), key=lambda n: n.step)
 
 
 def test_nothing_left_ends_the_stage_while_other_proposals_are_in_flight(tmp_path):
-    d = driver(tmp_path, ScriptedProposer([("a", 2), ("b", 3), ("c", 4)]), InstantExecutor(), max_nodes=10)
+    d = tuning_driver(tmp_path, ScriptedProposer([("a", 0.5), ("b", 0.7), ("c", 0.9)]), InstantExecutor())
     d.search()
-    assert d.stop_reason == "the script is used up"
-    assert sorted(n.change for n in d.state.journal if n.operator != "copy") == ["a", "b", "c"]
+    tuning = d.plan.stages[1]
+    assert tuning.stop_reason == "the script is used up" and d.plan.finished
+    assert sorted(n.change for n in ran(d)) == ["a", "b", "c"]
 
 
-def test_a_repeated_change_is_refused_and_never_run(tmp_path):
+def test_a_repeated_change_is_dropped_never_run_and_its_cost_labelled(tmp_path):
     ex = InstantExecutor()
-    d = driver(tmp_path, ScriptedProposer([("lr", 2), ("lr", 5), ("wd", 3)]), ex, max_nodes=4,
-               kind="hyperparameter", concurrency=1)
+    d = tuning_driver(tmp_path, ScriptedProposer([("lr", 0.5), ("lr", 0.6), ("wd", 0.7)]), ex, budget=3,
+                      concurrency=1)
     d.search()
-    nodes = sorted((n for n in d.state.journal if n.operator != "copy"), key=lambda n: n.step)
-    assert [n.change for n in nodes] == ["lr", "lr", "wd"]
-    refused = nodes[1]
-    assert refused.is_buggy and refused.exec.exc_type == "RepeatedChange" and "already tried" in refused.bug_reason
-    assert "VALUE = 5" not in ex.submitted  # the repeat never ran
-    assert RunDir(tmp_path).load_nodes()[1].exec.exc_type == "RepeatedChange"  # and is on record
+    assert [n.change for n in ran(d)] == ["lr", "wd"]
+    assert "VALUE = 0.6" not in ex.submitted  # the repeat never ran
+    assert len(d.dropped) == 1 and "taken meanwhile" in d.dropped[0]["why"]
+    run = RunDir(tmp_path)
+    assert run.dropped_ids() == {d.dropped[0]["node_id"]}
+    assert all(n.id != d.dropped[0]["node_id"] for n in run.load_nodes())  # not in the journal
+    rows = [{"node": d.dropped[0]["node_id"], "role": "code", "stage": "tuning", "cost_usd": 0.5, "ok": True,
+             "input_tokens": 10, "output_tokens": 5, "cached_tokens": 0},
+            {"node": "other", "role": "code", "stage": "tuning", "cost_usd": 1.0, "ok": True,
+             "input_tokens": 10, "output_tokens": 5, "cached_tokens": 0}]
+    labels = cost_summary(rows, run.dropped_ids())["llm_by_label"]
+    assert labels["dropped proposal"]["cost_usd"] == 0.5 and labels["code"]["cost_usd"] == 1.0
 
 
-def test_should_stop_ends_the_stage_early(tmp_path):
+def test_the_stage_completion_rule_ends_the_search_early(tmp_path):
     ex = InstantExecutor()
-    stop = lambda j: "good enough" if any(n.metric and n.metric >= 3 for n in j) else None  # noqa: E731
-    d = driver(tmp_path, ScriptedProposer([("a", 2), ("b", 3), ("c", 4), ("d", 5), ("e", 6)]), ex, max_nodes=10,
-               should_stop=stop, concurrency=1)
+    d = tuning_driver(tmp_path, ScriptedProposer([("a", 0.5), ("b", 3), ("c", 4), ("d", 5), ("e", 6)]), ex,
+                      concurrency=1)
     d.search()
-    assert d.stop_reason == "good enough"
-    assert "VALUE = 6" not in ex.submitted and len(d.state.journal) < 6
+    tuning = d.plan.stages[1]
+    assert "beats the starting node" in tuning.stop_reason and tuning.decision["completed"] is True
+    assert "VALUE = 6" not in ex.submitted and len(ran(d)) < 5
+
+
+class SlowExecutor(InstantExecutor):
+    """Each run takes `run_s` of wall time (results come back in submission order)."""
+
+    def __init__(self, run_s):
+        super().__init__()
+        self.run_s, self.due = run_s, []
+
+    def submit(self, job):
+        super().submit(job)
+        self.due.append((time.monotonic() + self.run_s, self.done.pop()))
+
+    def wait_any(self, timeout_s):
+        if not self.due:
+            return []
+        when, outcome = self.due[0]
+        time.sleep(max(0.0, min(timeout_s, when - time.monotonic())))
+        if time.monotonic() < when:
+            return []
+        self.due.pop(0)
+        return [outcome]
+
+
+def test_proposals_are_written_ahead_so_a_freed_slot_does_not_wait_for_the_model(tmp_path):
+    script = [(f"p{i}", 0.5 + i / 100) for i in range(8)]
+    slow = ScriptedProposer(script, latency=0.2)
+    d = tuning_driver(tmp_path, slow, SlowExecutor(0.3), budget=8, lookahead=2)
+    d.search()
+    assert slow.most_in_flight >= 3  # the free slots' proposals plus the ones ahead were written at once
+    nodes = ran(d)
+    # after the first round, a program was ready before each slot freed: a run starts as soon as one finishes
+    gaps = []
+    for slot in (0, 1):
+        mine = sorted((n for n in nodes if n.slot == slot), key=lambda n: n.submitted_at)
+        gaps += [b.submitted_at - a.finished_at for a, b in zip(mine, mine[1:])]
+    assert len(gaps) == 6 and max(gaps) < 0.1  # 0.2 s of model latency never showed between two runs
+    assert {n.slot for n in nodes} == {0, 1}
+    util = slot_utilization(nodes, 2, max(n.finished_at for n in nodes) - min(n.submitted_at for n in nodes))
+    assert util > 0.7
