@@ -1,6 +1,7 @@
 """Entry point: python -m engine.launch +topic=grokking [key=value ...]   (Hydra; see conf/)."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -10,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from engine import config as config_mod
@@ -22,6 +25,7 @@ from engine.llm.transcripts import Recorder, Replayer
 from engine.phase import PhaseContext
 from engine.pipeline import preflight, run_pipeline
 from engine.rundir import read_json, write_atomic
+from engine.sweep import LAUNCHER
 from engine.tracking import NullTracker, make_tracker
 
 log = logging.getLogger("engine")
@@ -30,6 +34,10 @@ log = logging.getLogger("engine")
 OmegaConf.register_new_resolver("engine_run_dir", lambda resume, default: resume or default, replace=True)
 # a topic file names its run after the file: topics/weight_decay.md -> weight_decay
 OmegaConf.register_new_resolver("engine_stem", lambda path: Path(str(path)).stem, replace=True)
+# the sweep launcher (`-m`; hydra_plugins/engine_ray_launcher registers the same node when Hydra finds it): named
+# here too, so that a single run composes even where the plugin package cannot be imported
+ConfigStore.instance().store(group="hydra/launcher", name="engine_ray", node={"_target_": LAUNCHER},
+                             provider="ai-scientist-engine")
 
 
 def build_llm(settings: config_mod.RunConfig, run_dir: Path) -> LLM | None:
@@ -80,6 +88,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                  "pipeline.phases and pipeline.redo)", run_dir)
     else:
         resolved = OmegaConf.to_container(cfg, resolve=True)
+        assert isinstance(resolved, dict)
+        if sweeping() and not (resolved.get("tracking") or {}).get("group"):
+            # the runs of a sweep are one wandb group, named after the sweep's folder
+            resolved["tracking"]["group"] = Path(str(HydraConfig.get().sweep.dir)).name
         write_atomic(saved, OmegaConf.to_yaml(OmegaConf.create(resolved)))
     assert isinstance(resolved, dict)
     settings = config_mod.build(resolved)
@@ -93,13 +105,20 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         summary = run_pipeline(ctx)
     except KeyboardInterrupt:
         sig = interrupt.received()
-        log.warning("interrupted by %s: nothing finished is lost; resume with\n    python -m engine.launch resume=%s",
-                    signal.Signals(sig).name if sig else "Ctrl-C", run_dir)
+        how = (f"the sweep's command, with hydra.sweep.dir={run_dir.parent}" if sweeping() else
+               f"\n    python -m engine.launch resume={run_dir}")
+        log.warning("interrupted by %s: nothing finished is lost; resume with %s",
+                    signal.Signals(sig).name if sig else "Ctrl-C", how)
         raise
     finally:
         ctx.tracker.finish(summary or (read_json(run_dir / "summary.json") or {}))
     log.info("summary:\n%s", json.dumps(summary, indent=2))
     return summary
+
+
+def sweeping() -> bool:
+    """True in a run of a sweep (`-m`), which hands its errors to the sweep rather than ending the process."""
+    return HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 # conf/ is found through the package (engine/conf, a link to the repository's conf/ in a checkout, a copy in an
@@ -110,10 +129,27 @@ def main(cfg: DictConfig) -> None:
         run(cfg)
     except EngineError as e:
         log.error("%s", e)
+        if sweeping():
+            raise  # the sweep records this point as failed and goes on with the others
         sys.exit(2)
     except KeyboardInterrupt:
+        if sweeping():
+            raise
         sys.exit(128 + (interrupt.received() or signal.SIGINT))  # 130 for Ctrl-C, 143 for SIGTERM
 
 
+def check_sweep_launcher() -> None:
+    """A sweep needs the launcher package beside the engine; an install from before it existed lacks it."""
+    try:
+        found = importlib.util.find_spec(LAUNCHER.rsplit(".", 2)[0]) is not None
+    except ModuleNotFoundError:
+        found = False
+    if not found:
+        sys.exit("error: the sweep launcher (hydra_plugins/engine_ray_launcher) cannot be imported: install the "
+                 "engine again (bash scripts/setup.sh, or pip install -e .), or run from the repository's root")
+
+
 if __name__ == "__main__":
+    if {"-m", "--multirun"} & set(sys.argv[1:]):
+        check_sweep_launcher()
     main()

@@ -21,6 +21,8 @@ class TrackingConfig:
     entity: str | None = None
     group: str | None = None
     mode: str | None = None  # online | offline | disabled; None: online with WANDB_API_KEY, else offline
+    # the kind of wandb run within its group: a pipeline run, or a sweep's analysis (benchmarks/scaling.py)
+    job_type: str = "pipeline"
 
     def __post_init__(self) -> None:
         if self.kind not in ("wandb", "none"):
@@ -36,6 +38,8 @@ class Tracker(Protocol):
 
     def log_table(self, name: str, rows: list[dict[str, Any]]) -> None: ...
 
+    def log_images(self, images: dict[str, Path]) -> None: ...
+
     def finish(self, summary: dict[str, Any]) -> None: ...
 
 
@@ -47,6 +51,9 @@ class NullTracker:
         pass
 
     def log_table(self, name: str, rows: list[dict[str, Any]]) -> None:
+        pass
+
+    def log_images(self, images: dict[str, Path]) -> None:
         pass
 
     def finish(self, summary: dict[str, Any]) -> None:
@@ -63,8 +70,8 @@ class WandbTracker:
         id_file = run_dir / "wandb_run_id"
         run_id = id_file.read_text().strip() if id_file.is_file() else secrets.token_hex(4)
         id_file.write_text(run_id)
-        self.run = wandb.init(project=cfg.project, entity=cfg.entity, group=cfg.group, name=run_name,
-                              id=run_id, resume="allow", dir=str(run_dir), config=config, mode=mode,
+        self.run = wandb.init(project=cfg.project, entity=cfg.entity, group=cfg.group, job_type=cfg.job_type,
+                              name=run_name, id=run_id, resume="allow", dir=str(run_dir), config=config, mode=mode,
                               settings=wandb.Settings(silent=True, console="off"))
         self.run.define_metric("node/step")
         self.run.define_metric("node/*", step_metric="node/step")
@@ -90,6 +97,12 @@ class WandbTracker:
         data = [[v if v is None or isinstance(v, (int, float, str, bool)) else json.dumps(v, default=str)
                  for v in (r.get(c) for c in columns)] for r in rows]
         self.run.log({f"table/{name}": wandb.Table(columns=columns, data=data)})
+
+    def log_images(self, images: dict[str, Path]) -> None:
+        """PNG files, each under `image/<name>`."""
+        import wandb
+
+        self.run.log({f"image/{name}": wandb.Image(str(path)) for name, path in images.items()})
 
     def finish(self, summary: dict[str, Any]) -> None:
         for key, value in _flatten(summary).items():
