@@ -124,19 +124,22 @@ class Driver:
             self.pool.shutdown(wait=False, cancel_futures=True)
 
     def _refill(self) -> None:
-        """Ask for proposals, give instant (offline) ones a moment to be written, then fill the free slots."""
-        if self._top_up():
+        """Free slots take what is ready at once; then proposals are asked for (the free slots' and `lookahead`
+        more), and when slots are still free, instant (offline) proposals get a moment to be written before seed
+        runs take those slots."""
+        self._fill(seeds=False)
+        if self._top_up() and self._capacity() > 0:
             self._take_proposals(block=True)
         self._fill()
 
     def _capacity(self) -> int:
         return self.executor.slots - len(self.running)
 
-    def _fill(self) -> None:
+    def _fill(self, seeds: bool = True) -> None:
         """Free slots take resumed nodes first, then written proposals, then seed runs of decided stages."""
         while self._capacity() > 0:
             node = self.queued.pop(0) if self.queued else self._next_ready()
-            if node is None and self.state.spec is not None:
+            if node is None and seeds and self.state.spec is not None:
                 node = self.plan.next_seed()
             if node is None:
                 return
