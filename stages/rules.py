@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from search.journal import Journal
 from search.metric import MetricSpec, MetricValue
-from search.node import Node
+from search.node import Node, node_record
 from search.operators import StageBrief
 from stages.spec import StageSettings, stage_goal
 
@@ -104,14 +104,15 @@ def _cause(node: Node) -> str:
 
 
 def history(view: Journal, start: Node | None, spec: MetricSpec) -> list[dict]:
-    """Every node of the stage in order: what it tried and what it gave, relative to the starting node."""
+    """Every node of the stage in order: what it tried and what it gave, relative to the starting node (the node
+    record's fields, search/node.py, with the value and the gain over the start)."""
     rows = []
     for n in sorted(view, key=lambda n: n.step):
         delta = None
         if start is not None and n.metric is not None and start.metric is not None and not n.is_buggy:
             delta = (n.metric - start.metric) if spec.maximize else (start.metric - n.metric)
-        rows.append({"step": n.step, "id": n.id, "operator": n.operator, "change": n.change,
-                     "plan": n.plan.splitlines()[0][:200] if n.plan else "", "value": None if n.is_buggy else n.metric,
-                     "improvement_over_start": delta, "buggy": bool(n.is_buggy), "bug_reason": n.bug_reason[:200],
-                     "plots_valid": n.plots_valid})
+        rec = node_record(n, ("step", "id", "operator", "change", "plan", "bug_reason", "plots_valid"))
+        rows.append(rec | {"plan": n.plan.splitlines()[0][:200] if n.plan else "", "bug_reason": n.bug_reason[:200],
+                           "value": None if n.is_buggy else n.metric, "improvement_over_start": delta,
+                           "buggy": bool(n.is_buggy)})
     return rows
