@@ -32,11 +32,13 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, wait
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # read when Ray is imported: loopback only
 import ray  # noqa: E402
 
+from engine.config import shipped_policy, shipped_stages
 from engine.driver import Driver, SearchState
 from engine.node_exec import NodeJob, NodeOutcome, execute_node
 from engine.ray_executor import RayExecutor, RunnerSpec
@@ -45,9 +47,8 @@ from engine.sandbox import SandboxConfig
 from search.journal import Journal
 from search.metric import MetricSpec
 from search.operators import Proposal
-from search.policy import PolicyConfig
 from stages.policy import StagePlan, StageSetup
-from stages.spec import StagesConfig, StageSettings
+from stages.spec import StageSettings
 
 SLEEP_PROGRAM = """import json, os, time
 time.sleep({duration})
@@ -119,8 +120,9 @@ def run_ours(durations: list[float], slots: int, latencies: list[float] | None =
         executor = RayExecutor(slots, RunnerSpec(num_cpus=1, gpu_fraction=0))
         state = SearchState(Journal(), MetricSpec("duration", "minimize"))
         n = len(durations)
-        setup = StageSetup(StagesConfig(("initial",), {"initial": StageSettings("initial", n, n, run_to_budget=True)},
-                                        num_seeds=1), PolicyConfig(num_drafts=slots), offline=True, critique=False,
+        stages = replace(shipped_stages(), run=("initial",), num_seeds=1,
+                         settings={"initial": StageSettings("initial", n, n, run_to_budget=True)})
+        setup = StageSetup(stages, shipped_policy(num_drafts=slots), offline=True, critique=False,
                            seed=0, timeout_s=600)
         plan = StagePlan(setup, lambda: state.spec, state.journal, state.new_step)
         ahead = lookahead if lookahead is not None else (slots if latencies else 0)

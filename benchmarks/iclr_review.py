@@ -45,9 +45,10 @@ SCORE_COLUMNS = ("Originality", "Quality", "Clarity", "Significance", "Soundness
 def review_paper(paper_id: str, pdf: bytes, settings: dict[str, Any]) -> dict[str, Any]:
     """One paper, on a Ray worker: the full reviewer with its own ledger; returns a table row, or a row with
     "error" and "stage" ("pdf": no usable text, the model was not asked; "review": the model part failed)."""
+    from engine.config import shipped_llm
     from engine.llm.ledger import Ledger, cost_summary
     from engine.llm.models import ModelSpec
-    from engine.llm.service import LLM, LLMSettings
+    from engine.llm.service import LLM
     from engine.review.paper import PaperError, load_paper
     from engine.review.reviewer import FIELDS, perform_review
 
@@ -63,7 +64,7 @@ def review_paper(paper_id: str, pdf: bytes, settings: dict[str, Any]) -> dict[st
         try:
             ledger = Ledger(Path(tmp), paper_id)
             spec = ModelSpec(**settings["spec"])
-            llm = LLM({"review": spec}, LLMSettings(max_concurrency=settings["ensemble"],
+            llm = LLM({"review": spec}, shipped_llm(max_concurrency=settings["ensemble"],
                                                     max_retries=settings["max_retries"]), os.environ, ledger)
             review = perform_review(text, spec.name, None, settings["reflections"], settings["fs_examples"],
                                     settings["ensemble"], settings["temperature"], llm=llm,
@@ -203,10 +204,11 @@ def review_all(queue: list[str], pdfs: dict[str, Path], settings: dict[str, Any]
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # read when Ray is imported: loopback only
     import ray
 
+    from engine.config import shipped_llm
     from engine.llm.models import ModelSpec
-    from engine.llm.service import LLM, LLMSettings
+    from engine.llm.service import LLM
 
-    LLM({"review": ModelSpec(**settings["spec"])}, LLMSettings(), os.environ).preflight()  # a bad key ends it here
+    LLM({"review": ModelSpec(**settings["spec"])}, shipped_llm(), os.environ).preflight()  # a bad key ends it here
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING",
              log_to_driver=False)
     task = ray.remote(num_cpus=0)(review_paper)

@@ -19,7 +19,7 @@ import json
 import math
 import re
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -393,7 +393,8 @@ def _cell(v: Any) -> str:
 def log_to_wandb(rows: list[dict[str, Any]], all_fits: list[Fit], images: dict[str, Path], out: Path,
                  mode: str) -> str | None:
     """The table and the plots, as a wandb run of job_type "analysis" in the runs' group; None when not logged."""
-    from engine.tracking import TrackingConfig, make_tracker
+    from engine.config import shipped_tracking
+    from engine.tracking import make_tracker
 
     configs = [yaml.safe_load(Path(r["run_dir"], "config.yaml").read_text()) for r in rows
                if r["run_dir"] and Path(r["run_dir"], "config.yaml").is_file()]
@@ -402,8 +403,9 @@ def log_to_wandb(rows: list[dict[str, Any]], all_fits: list[Fit], images: dict[s
         return None
     first = next((t for t in tracking if t.get("group")), tracking[0] if tracking else {})
     group = first.get("group") or (rows[0]["sweep"] if rows else "scaling")
-    cfg = TrackingConfig("wandb", first.get("project") or "ai-scientist-engine", first.get("entity"), group,
-                         first.get("mode") if first.get("mode") != "disabled" else None, job_type="analysis")
+    shipped = shipped_tracking("wandb")
+    cfg = replace(shipped, project=first.get("project") or shipped.project, entity=first.get("entity"), group=group,
+                  mode=first.get("mode") if first.get("mode") != "disabled" else None, job_type="analysis")
     tracker = make_tracker(cfg, out, f"scaling-{group}", {"sweeps": sorted({r["sweep"] for r in rows})})
     tracker.log_table("scaling_runs", rows)
     tracker.log_images(images)

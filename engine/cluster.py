@@ -26,11 +26,11 @@ class ClusterConfig:
     slots: int
     threads_per_node: int
     scratch_dir: str | None
-    address: str | None = None
-    num_cpus: float | None = None
-    num_gpus: float | None = None
-    runner_num_cpus: float = 1.0
-    runner_gpu_fraction: float | None = None  # None: the template's resources.gpus when the cluster has GPUs
+    address: str | None
+    num_cpus: float | None
+    num_gpus: float | None
+    runner_num_cpus: float
+    runner_gpu_fraction: float | None  # None: the template's resources.gpus when the cluster has GPUs
 
     def __post_init__(self) -> None:
         if self.kind not in ("local", "ray", "threads"):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +10,6 @@ from engine.cluster import ClusterConfig
 from engine.errors import EngineError
 from engine.llm.models import ModelSpec, resolve_roles
 from engine.llm.service import LLMSettings
-from engine.sandbox import SandboxConfig
 from engine.tracking import TrackingConfig
 from search.policy import PolicyConfig
 from stages.spec import STAGE_NAMES, StagesConfig, StageSettings
@@ -45,10 +44,10 @@ class SandboxSettings:
     max_procs: int
     max_file_gb: float
     max_artifact_mb: float
-    max_dir_gb: float = SandboxConfig.max_dir_gb  # the defaults: for a run saved before these keys existed
-    max_files: int = SandboxConfig.max_files
-    uid: int | None = SandboxConfig.uid
-    gid: int = SandboxConfig.gid
+    max_dir_gb: float
+    max_files: int
+    uid: int | None
+    gid: int
 
 
 @dataclass(frozen=True)
@@ -105,20 +104,16 @@ def build(cfg: dict[str, Any], launch_dir: Path | None = None) -> RunConfig:
                             t.get("profile"), t.get("metric"), t.get("direction"), topic_file)
         if topic.direction not in (None, "maximize", "minimize"):
             raise ValueError(f"topic.direction must be maximize or minimize, got {topic.direction!r}")
-        policy = PolicyConfig(int(s["num_drafts"]), float(s["debug_prob"]), int(s["max_debug_depth"]),
-                              _opt_int(s.get("lookahead")))
-        stages = _stages(cfg["stages"], float(s.get("budget_scale", 1.0)))
-        runner = c.get("runner") or {}
-        cluster = ClusterConfig(str(c["kind"]), int(c["slots"]), int(c["threads_per_node"]), c.get("scratch_dir"),
-                                c.get("address"), _opt_float(c.get("num_cpus")), _opt_float(c.get("num_gpus")),
-                                float(runner.get("num_cpus", 1)), _opt_float(runner.get("gpu_fraction")))
-        tracking = TrackingConfig(str(w["kind"]), w.get("project") or "ai-scientist-engine", w.get("entity"),
-                                  w.get("group"), w.get("mode"))
+        policy = policy_config(s)
+        stages = _stages(cfg["stages"], float(s["budget_scale"]))
+        runner = c["runner"]
+        cluster = ClusterConfig(str(c["kind"]), int(c["slots"]), int(c["threads_per_node"]), c["scratch_dir"],
+                                c["address"], _opt_float(c["num_cpus"]), _opt_float(c["num_gpus"]),
+                                float(runner["num_cpus"]), _opt_float(runner["gpu_fraction"]))
+        tracking = TrackingConfig(str(w["kind"]), str(w["project"]), w["entity"], w["group"], w["mode"],
+                                  str(w["job_type"]))
         m = cfg["llm"]
-        llm = LLMSettings(int(m["max_concurrency"]), int(m["max_retries"]), float(m["timeout_s"]), int(m["reask"]),
-                          float(m["temperature"]), int(m["max_tokens"]))
-        if llm.max_concurrency < 1 or llm.max_retries < 0 or llm.reask < 0:
-            raise ValueError("llm.max_concurrency must be >= 1, llm.max_retries and llm.reask >= 0")
+        llm = llm_settings(m)
         model = dict(cfg.get("model") or {})
         replay = (cfg.get("replay") or {}).get("run")
         if model.get("name") == "replay":
@@ -139,9 +134,8 @@ def build(cfg: dict[str, Any], launch_dir: Path | None = None) -> RunConfig:
             proposer = "llm" if roles or replay_run else "offline"
         sandbox = SandboxSettings(str(x["use_bwrap"]), _opt_float(x["timeout_s"]), float(x["plot_timeout_s"]),
                                   _opt_float(x["memory_gb"]), int(x["max_procs"]), float(x["max_file_gb"]),
-                                  float(x["max_artifact_mb"]), float(x.get("max_dir_gb", SandboxSettings.max_dir_gb)),
-                                  int(x.get("max_files", SandboxSettings.max_files)),
-                                  _opt_int(x.get("uid", SandboxSettings.uid)), int(x.get("gid", SandboxSettings.gid)))
+                                  float(x["max_artifact_mb"]), float(x["max_dir_gb"]), int(x["max_files"]),
+                                  _opt_int(x["uid"]), int(x["gid"]))
         if sandbox.use_bwrap not in ("auto", "always", "never"):
             raise ValueError(f"sandbox.use_bwrap must be auto, always or never, got {sandbox.use_bwrap!r}")
         if sandbox.uid == 0 or sandbox.max_dir_gb <= 0 or sandbox.max_files < 1:
@@ -180,10 +174,64 @@ def _stages(raw: dict[str, Any], budget_scale: float = 1.0) -> StagesConfig:
             raise ValueError(f"stages.{name}: missing (max_nodes, offline_max_nodes)")
         settings[str(name)] = StageSettings(str(name), _scaled(st["max_nodes"], budget_scale),
                                             _scaled(st["offline_max_nodes"], budget_scale),
-                                            bool(st.get("run_to_budget", False)))
+                                            bool(st["run_to_budget"]))
     return StagesConfig(tuple(str(n) for n in run or ()), settings, int(raw["num_seeds"]),
                         int(raw["critique_max_plots"]), float(raw["scale_up_fraction"]),
-                        float(raw["tie_break_tolerance"]), float(raw.get("noise_z", 0.0)))
+                        float(raw["tie_break_tolerance"]), float(raw["noise_z"]))
+
+
+def policy_config(s: dict[str, Any]) -> PolicyConfig:
+    return PolicyConfig(int(s["num_drafts"]), float(s["debug_prob"]), int(s["max_debug_depth"]),
+                        _opt_int(s["lookahead"]))
+
+
+def llm_settings(m: dict[str, Any]) -> LLMSettings:
+    llm = LLMSettings(int(m["max_concurrency"]), int(m["max_retries"]), float(m["timeout_s"]), int(m["reask"]),
+                      float(m["temperature"]), int(m["max_tokens"]))
+    if llm.max_concurrency < 1 or llm.max_retries < 0 or llm.reask < 0:
+        raise ValueError("llm.max_concurrency must be >= 1, llm.max_retries and llm.reask >= 0")
+    return llm
+
+
+# -- the shipped defaults, for code that runs outside a Hydra run ---------------------------------------------
+# Every default lives once, in conf/ (the YAML files, with their comments); the dataclasses above have none.
+# Entry points that compose no config (the review CLI, the benchmarks, tests) take their values from here.
+
+def shipped(group: str, option: str = "default") -> dict[str, Any]:
+    """The values of conf/<group>/<option>.yaml, or of a section of conf/config.yaml when `group` is one."""
+    from omegaconf import OmegaConf
+
+    conf = PACKAGE_ROOT / "conf"
+    path = conf / group / f"{option}.yaml"
+    if path.is_file():
+        return OmegaConf.to_container(OmegaConf.load(path), resolve=True)  # type: ignore[return-value]
+    section = OmegaConf.load(conf / "config.yaml").get(group)
+    if section is None:
+        raise KeyError(f"no config group or section {group!r} in {conf}")
+    return OmegaConf.to_container(section, resolve=True)  # type: ignore[return-value]
+
+
+def shipped_llm(**overrides: Any) -> LLMSettings:
+    return llm_settings(shipped("llm") | overrides)
+
+
+def shipped_policy(**overrides: Any) -> PolicyConfig:
+    return policy_config(shipped("search", "bfts") | overrides)
+
+
+def shipped_stages(budget_scale: float = 1.0, **overrides: Any) -> StagesConfig:
+    return _stages(shipped("stages") | overrides, budget_scale)
+
+
+def stages_config(run: tuple[str, ...] | list[str], settings: dict[str, StageSettings],
+                  **overrides: Any) -> StagesConfig:
+    """Stages `run` with `settings`, the rest as shipped (or as overridden)."""
+    return replace(shipped_stages(), run=tuple(run), settings=dict(settings), **overrides)
+
+
+def shipped_tracking(option: str = "wandb", **overrides: Any) -> TrackingConfig:
+    w = shipped("tracking", option) | overrides
+    return TrackingConfig(str(w["kind"]), str(w["project"]), w["entity"], w["group"], w["mode"], str(w["job_type"]))
 
 
 def _scaled(nodes: Any, scale: float) -> int:

@@ -52,6 +52,24 @@ def build_llm(settings: config_mod.RunConfig, run_dir: Path) -> LLM | None:
     return LLM(settings.roles, settings.llm, os.environ, ledger, recorder)
 
 
+def with_new_keys(saved: Any, cfg: DictConfig) -> dict[str, Any]:
+    """A saved run's config with every key it predates taken from this command's composition (the shipped
+    defaults): the saved values win, and defaults stay written in one place, conf/."""
+    assert isinstance(saved, dict)
+    current = OmegaConf.to_container(cfg, resolve=True)
+
+    def fill(into: dict[str, Any], defaults: dict[str, Any]) -> None:
+        for key, value in defaults.items():
+            if key not in into:
+                into[key] = value
+            elif isinstance(into[key], dict) and isinstance(value, dict):
+                fill(into[key], value)
+
+    assert isinstance(current, dict)
+    fill(saved, {k: v for k, v in current.items() if k not in ("resume", "topic", "model", "replay")})
+    return saved
+
+
 def load_replayed_config(cfg: DictConfig) -> dict[str, Any]:
     """A replay runs the recorded run's config (its model settings included), answered by its transcripts."""
     if not cfg.replay.run:
@@ -59,8 +77,7 @@ def load_replayed_config(cfg: DictConfig) -> dict[str, Any]:
     recorded = Path(str(cfg.replay.run)).expanduser().resolve() / "config.yaml"
     if not recorded.is_file():
         raise EngineError(f"replay.run={cfg.replay.run}: no config.yaml there; is it a run directory?")
-    resolved = OmegaConf.to_container(OmegaConf.load(recorded), resolve=True)
-    assert isinstance(resolved, dict)
+    resolved = with_new_keys(OmegaConf.to_container(OmegaConf.load(recorded), resolve=True), cfg)
     resolved["replay"] = {"run": str(recorded.parent), "fallback": str(cfg.replay.get("fallback") or "error")}
     resolved["proposer"] = "llm"
     resolved["tracking"] = OmegaConf.to_container(cfg.tracking, resolve=True)
@@ -77,8 +94,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     elif cfg.get("resume"):
         if not saved.is_file():
             raise EngineError(f"resume={cfg.resume}: no config.yaml there; is it a run directory of this engine?")
-        resolved = OmegaConf.to_container(OmegaConf.load(saved), resolve=True)
-        assert isinstance(resolved, dict)
+        resolved = with_new_keys(OmegaConf.to_container(OmegaConf.load(saved), resolve=True), cfg)
         # which phases to run is the one thing a resume takes from the command line
         given = {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
         for key in ("phases", "redo"):

@@ -16,13 +16,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrackingConfig:
-    kind: str = "wandb"  # wandb | none
-    project: str = "ai-scientist-engine"
-    entity: str | None = None
-    group: str | None = None
-    mode: str | None = None  # online | offline | disabled; None: online with WANDB_API_KEY, else offline
+    """tracking.* (conf/tracking/ holds the defaults and their meaning; engine.config builds this)."""
+
+    kind: str  # wandb | none
+    project: str
+    entity: str | None
+    group: str | None
+    mode: str | None  # online | offline | disabled; None: online with WANDB_API_KEY, else offline
     # the kind of wandb run within its group: a pipeline run, or a sweep's analysis (benchmarks/scaling.py)
-    job_type: str = "pipeline"
+    job_type: str
 
     def __post_init__(self) -> None:
         if self.kind not in ("wandb", "none"):

@@ -12,10 +12,12 @@ from search.node import Node, Operator
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    num_drafts: int = 3
-    debug_prob: float = 0.5
-    max_debug_depth: int = 3
-    lookahead: int | None = None  # proposals written beyond the free slots (None: one per slot with a model, 0 offline)
+    """search.* (conf/search/bfts.yaml holds the defaults and their meaning; engine.config builds this)."""
+
+    num_drafts: int
+    debug_prob: float
+    max_debug_depth: int
+    lookahead: int | None  # proposals written beyond the free slots (None: one per slot with a model, 0 offline)
 
     def __post_init__(self) -> None:
         if self.num_drafts < 1:

@@ -1,7 +1,7 @@
 """The stages in order and their settings (from conf/stages/)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -19,7 +19,7 @@ class StageSettings:
     name: str
     max_nodes: int  # node budget with a model (the copied starting node does not count)
     offline_max_nodes: int  # the budget when the offline proposer runs (the smaller of the two is used)
-    run_to_budget: bool = False  # ignore the early completion rule (stages 1 and 2)
+    run_to_budget: bool  # ignore the early completion rule (stages 1 and 2)
 
     def __post_init__(self) -> None:
         if self.name not in STAGE_NAMES:
@@ -41,13 +41,15 @@ class StageSettings:
 
 @dataclass(frozen=True)
 class StagesConfig:
-    run: tuple[str, ...] = STAGE_NAMES  # which stages run: a prefix of the four, in order
-    settings: dict[str, StageSettings] = field(default_factory=dict)
-    num_seeds: int = 3  # multi-seed evaluation of each stage's best node (1: none)
-    critique_max_plots: int = 4  # PNGs of a node the vision model reads
-    scale_up_fraction: float = 0.1  # stage 3: "scale up" when the best run used less than this share of the limit
-    tie_break_tolerance: float = 0.0  # at a stage's end, a model picks among nodes this close to the best (0: off)
-    noise_z: float = 0.0  # a node beats the start only by more than z sd of the start's seed spread (0: any margin)
+    """stages.* (conf/stages/default.yaml holds the defaults and their meaning; engine.config builds this)."""
+
+    run: tuple[str, ...]  # which stages run: a prefix of the four, in order
+    settings: dict[str, StageSettings]
+    num_seeds: int  # multi-seed evaluation of each stage's best node (1: none)
+    critique_max_plots: int  # PNGs of a node the vision model reads
+    scale_up_fraction: float  # stage 3: "scale up" when the best run used less than this share of the limit
+    tie_break_tolerance: float  # at a stage's end, a model picks among nodes this close to the best (0: off)
+    noise_z: float  # a node beats the start only by more than z sd of the start's seed spread (0: any margin)
 
     def __post_init__(self) -> None:
         if not self.run or tuple(self.run) != STAGE_NAMES[:len(self.run)]:

@@ -9,10 +9,11 @@ import subprocess
 import pyarrow.parquet as pq
 import pytest
 
+from engine.config import shipped_llm
 from engine.errors import EngineError
 from engine.llm.ledger import Ledger
 from engine.llm.models import spec_from_dict
-from engine.llm.service import LLM, CallContext, LLMSettings
+from engine.llm.service import LLM, CallContext
 from engine.llm.transcripts import Recorder, Replayer
 from tests.conftest import REPO, launch_cmd, one_stage
 from tests.fake_llm_server import FakeLLMServer
@@ -34,7 +35,7 @@ def responder(path, body):
 def make_llm(server, run_dir, replayer=None, fallback="error"):
     spec = spec_from_dict({"name": "fake-model", "base_url": server.base_url if server else "http://127.0.0.1:9/v1",
                            "prices": {"input": 1.0, "output": 2.0}})
-    return LLM({"code": spec}, LLMSettings(max_retries=0, timeout_s=10), ENV, Ledger(run_dir, run_dir.name),
+    return LLM({"code": spec}, shipped_llm(max_retries=0, timeout_s=10), ENV, Ledger(run_dir, run_dir.name),
                Recorder(run_dir), replayer, replay_fallback=fallback)
 
 

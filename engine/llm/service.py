@@ -23,12 +23,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LLMSettings:
-    max_concurrency: int = 4  # calls in flight at once, whatever the number of experiment slots
-    max_retries: int = 3  # the SDKs' own retries on 429 / 5xx / connection errors
-    timeout_s: float = 120.0
-    reask: int = 1  # re-asks with the parse error when a reply is malformed
-    temperature: float = 0.7
-    max_tokens: int = 8192
+    """llm.* (the defaults are in conf/config.yaml; engine.config.shipped_llm() gives them outside a run)."""
+
+    max_concurrency: int  # calls in flight at once, whatever the number of experiment slots
+    max_retries: int  # the SDKs' own retries on 429 / 5xx / connection errors
+    timeout_s: float
+    reask: int  # re-asks with the parse error when a reply is malformed
+    temperature: float
+    max_tokens: int
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from engine.config import shipped_llm
 from engine.errors import EngineError
 from engine.llm.ledger import Ledger, cost_summary
 from engine.llm.models import ModelSpec
-from engine.llm.service import LLM, LLMSettings
+from engine.llm.service import LLM
 from engine.review.paper import load_paper
 from engine.review.reviewer import FIELDS, perform_review, spec_for
 
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         text = load_paper(args.pdf, num_pages=args.pages)
         with tempfile.TemporaryDirectory(prefix="review-") as tmp:
             ledger = Ledger(Path(tmp), "review")
-            llm = LLM({"review": spec}, LLMSettings(), os.environ, ledger)
+            llm = LLM({"review": spec}, shipped_llm(), os.environ, ledger)
             llm.preflight()
             review = perform_review(text, spec.name, None, args.num_reflections, args.num_fs_examples,
                                     args.num_reviews_ensemble, args.temperature, llm=llm,

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.config import shipped_llm
 from engine.errors import EngineError
 from engine.llm.models import MODEL_DIR, ModelSpec, load_registered
 from engine.llm.parsing import ParseError, extract_json
 from engine.llm.providers import AnthropicProvider, OpenAIProvider
-from engine.llm.service import LLM, CallContext, LLMCallError, LLMSettings
+from engine.llm.service import LLM, CallContext, LLMCallError
 from engine.prompts import render_from
 
 log = logging.getLogger(__name__)
@@ -225,5 +226,5 @@ def llm_for_client(model: str, client: Any, max_concurrency: int = 4) -> LLM:
     is_anthropic = isinstance(client, (anthropic.Anthropic, anthropic.AnthropicBedrock, anthropic.AnthropicVertex))
     spec = spec_for(model, "anthropic" if is_anthropic else "openai")
     provider = AnthropicProvider.wrap(spec, client) if is_anthropic else OpenAIProvider.wrap(spec, client)
-    return LLM({"review": spec}, LLMSettings(max_concurrency=max_concurrency), dict(os.environ),
+    return LLM({"review": spec}, shipped_llm(max_concurrency=max_concurrency), dict(os.environ),
                providers={"review": provider})

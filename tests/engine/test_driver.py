@@ -1,9 +1,9 @@
 """The one loop with an instant in-process executor: a proposer with nothing left, a repeated named change dropped
 before it runs (and its model cost labelled), early completion, proposals written ahead of free slots, slots."""
-import random
 import threading
 import time
 
+from engine.config import shipped_policy, stages_config
 from engine.driver import Driver, SearchState, slot_utilization
 from engine.llm.ledger import cost_summary
 from engine.node_exec import NodeJob
@@ -13,9 +13,8 @@ from search.journal import Journal
 from search.metric import MetricSpec
 from search.node import Node
 from search.operators import NothingLeft, Proposal
-from search.policy import PolicyConfig
 from stages.policy import StagePlan, StageSetup
-from stages.spec import STAGE_NAMES, StagesConfig, StageSettings
+from stages.spec import STAGE_NAMES, StageSettings
 from tests.engine.instant import InstantExecutor
 
 SPEC = MetricSpec("m", "maximize")
@@ -47,9 +46,11 @@ class ScriptedProposer:
 
 def tuning_driver(tmp_path, proposer, executor, budget=10, concurrency=4, lookahead=0, stages=("initial", "tuning")):
     """A run whose first stage is done: the tuning stage searches from a copy of its best node."""
-    settings = {n: StageSettings(n, max_nodes=budget, offline_max_nodes=budget) for n in STAGE_NAMES}
-    setup = StageSetup(StagesConfig(tuple(stages), settings, num_seeds=1), PolicyConfig(num_drafts=1, debug_prob=0.0),
-                       offline=True, critique=False, seed=0, timeout_s=10.0)
+    settings = {n: StageSettings(n, max_nodes=budget, offline_max_nodes=budget, run_to_budget=False)
+                for n in STAGE_NAMES}
+    setup = StageSetup(stages_config(tuple(stages), settings, num_seeds=1),
+                       shipped_policy(num_drafts=1, debug_prob=0.0), offline=True, critique=False, seed=0,
+                       timeout_s=10.0)
     base = Node(code="VALUE = 1", operator="draft", stage="initial", metric=1.0, is_buggy=False, step=0)
     copy = Node(code="VALUE = 1", operator="copy", stage="tuning", metric=1.0, is_buggy=False, step=1,
                 copied_from=base.id)

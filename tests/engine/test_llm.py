@@ -4,12 +4,13 @@ import time
 
 import pytest
 
+from engine.config import shipped_llm
 from engine.errors import EngineError
 from engine.llm.ledger import Ledger, cost_summary
 from engine.llm.models import Prices, load_registered, resolve_roles, spec_from_dict
 from engine.llm.parsing import ParseError, extract_code, extract_json
 from engine.llm.providers import Tool
-from engine.llm.service import LLM, CallContext, LLMCallError, LLMSettings
+from engine.llm.service import LLM, CallContext, LLMCallError
 from engine.llm.transcripts import Recorder, Replayer
 from tests.fake_llm_server import FakeLLMServer
 
@@ -30,7 +31,7 @@ def make(server, provider="openai", run_dir=None, env=ENV, **spec_kw):
                            "prices": {"input": 1.0, "output": 2.0, "cached_input": 0.5}} | spec_kw)
     ledger = Ledger(run_dir, "test") if run_dir else None
     recorder = Recorder(run_dir) if run_dir else None
-    settings = LLMSettings(max_retries=2, timeout_s=10)
+    settings = shipped_llm(max_retries=2, timeout_s=10)
     return LLM({"code": spec, "feedback": spec}, settings, env, ledger, recorder)
 
 

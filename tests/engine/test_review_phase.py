@@ -7,8 +7,9 @@ import matplotlib
 import pytest
 
 from engine import pipeline
+from engine.config import shipped_llm
 from engine.llm.models import ModelSpec
-from engine.llm.service import LLM, LLMSettings
+from engine.llm.service import LLM
 from engine.phase import PhaseContext, PhaseSkipped
 from engine.review.phase import run_phase
 from engine.rundir import write_json
@@ -56,7 +57,7 @@ def test_review_phase_writes_review_json_and_reviews_figures(tmp_path):
     run = paper_run(tmp_path)
     with FakeLLMServer(responder=respond) as server:
         spec = ModelSpec(name="fake-model", base_url=server.base_url, vision=True)
-        llm = LLM({"code": spec, "review": spec, "vision": spec}, LLMSettings(max_concurrency=2),
+        llm = LLM({"code": spec, "review": spec, "vision": spec}, shipped_llm(max_concurrency=2),
                   {"OPENAI_API_KEY": "test-key"})
         ctx = PhaseContext(run, run_config("review.num_reviews_ensemble=2", "review.num_reflections=2",
                                            "review.num_fs_examples=0"), llm, NullTracker())
@@ -87,6 +88,6 @@ def test_review_phase_is_skipped_offline_and_for_a_report(tmp_path):
     with pytest.raises(PhaseSkipped, match="no model configured"):
         run_phase(PhaseContext(run, run_config(), None, NullTracker()))
     spec = ModelSpec(name="fake-model", base_url="http://127.0.0.1:9/v1")
-    llm = LLM({"code": spec, "review": spec}, LLMSettings(), {})
+    llm = LLM({"code": spec, "review": spec}, shipped_llm(), {})
     with pytest.raises(PhaseSkipped, match="results report, not a paper"):
         run_phase(PhaseContext(run, run_config(), llm, NullTracker()))

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from engine.config import shipped_policy, stages_config
 from engine.driver import Driver, SearchState
 from engine.node_exec import NodeJob
 from engine.rundir import RunDir
@@ -14,9 +15,8 @@ from search.journal import Journal
 from search.metric import MetricSpec
 from search.offline import OfflineProposer, TunableSpec
 from search.operators import BaselineFirst
-from search.policy import PolicyConfig
 from stages.policy import StagePlan, StageSetup
-from stages.spec import STAGE_NAMES, StagesConfig, StageSettings
+from stages.spec import STAGE_NAMES, StageSettings
 from tests.engine.instant import InstantExecutor
 
 SPEC = MetricSpec("m", "maximize")
@@ -44,10 +44,11 @@ class Run:
                  tolerance=0.0, noise_z=0.0, executor=None):
         self.tracker = RecordingTracker()
         self.base, self.values, self.path = base, values, tmp_path
-        settings = {n: StageSettings(n, max_nodes=budget, offline_max_nodes=budget) for n in STAGE_NAMES}
-        self.setup = StageSetup(StagesConfig(STAGE_NAMES, settings, num_seeds=num_seeds, tie_break_tolerance=tolerance,
+        settings = {n: StageSettings(n, max_nodes=budget, offline_max_nodes=budget, run_to_budget=False)
+                    for n in STAGE_NAMES}
+        self.setup = StageSetup(stages_config(STAGE_NAMES, settings, num_seeds=num_seeds, tie_break_tolerance=tolerance,
                                              noise_z=noise_z),
-                                PolicyConfig(num_drafts=2, debug_prob=0.0), offline=True, critique=False, seed=0,
+                                shipped_policy(num_drafts=2, debug_prob=0.0), offline=True, critique=False, seed=0,
                                 timeout_s=100.0, tunables=("VALUE",), ablations=("zero", "half"), select=select)
         self.executor = executor or InstantExecutor()
 

@@ -13,10 +13,10 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from engine import config as config_mod
-from engine.config import RunConfig, TopicConfig
+from engine.config import RunConfig, TopicConfig, shipped_llm
 from engine.literature import Paper
 from engine.llm.models import spec_from_dict
-from engine.llm.service import LLM, LLMSettings
+from engine.llm.service import LLM
 from engine.phase import PhaseContext
 from tests.conftest import REPO
 
@@ -42,7 +42,7 @@ def run_config(topic_file: Path | None = None, concurrency: int = 4, **ideas: An
 
 def make_llm(server: Any, concurrency: int = 4) -> LLM:
     spec = spec_from_dict({"name": "fake-model", "base_url": server.base_url})
-    return LLM({"code": spec, "ideation": spec}, LLMSettings(max_concurrency=concurrency, max_retries=0,
+    return LLM({"code": spec, "ideation": spec}, shipped_llm(max_concurrency=concurrency, max_retries=0,
                                                              timeout_s=10),
                {"OPENAI_API_KEY": "test-key"})
 

@@ -3,6 +3,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.config import shipped_policy
 from search.journal import Journal
 from search.metric import MetricSpec
 from search.node import Node
@@ -16,7 +17,7 @@ def node(parent=None, op="draft", buggy=False, metric=0.0):
 
 
 def test_drafts_first_counting_pending():
-    cfg = PolicyConfig(num_drafts=2, debug_prob=0.0)
+    cfg = shipped_policy(num_drafts=2, debug_prob=0.0)
     j = Journal()
     assert select_action(j, [], cfg, SPEC, random.Random(0)).operator == "draft"
     pending = [node(), node()]
@@ -30,7 +31,7 @@ def test_drafts_first_counting_pending():
 
 
 def test_improve_prefers_trees_not_being_expanded():
-    cfg = PolicyConfig(num_drafts=2, debug_prob=0.0)
+    cfg = shipped_policy(num_drafts=2, debug_prob=0.0)
     j = Journal()
     j.add(low := node(metric=1.0))
     j.add(high := node(metric=5.0))
@@ -42,7 +43,7 @@ def test_improve_prefers_trees_not_being_expanded():
 
 
 def test_debug_respects_depth_and_pending():
-    cfg = PolicyConfig(num_drafts=1, debug_prob=1.0, max_debug_depth=2)
+    cfg = shipped_policy(num_drafts=1, debug_prob=1.0, max_debug_depth=2)
     j = Journal()
     j.add(root := node(metric=1.0))
     j.add(b0 := node(parent=root.id, op="improve", buggy=True))
@@ -60,7 +61,7 @@ def test_debug_respects_depth_and_pending():
 @given(st.lists(st.tuples(st.integers(0, 30), st.booleans(), st.floats(0, 10)), max_size=25),
        st.integers(1, 4), st.floats(0, 1), st.integers(0, 3), st.integers(0, 2**31))
 def test_actions_are_always_valid(spec, num_drafts, debug_prob, depth, seed):
-    cfg = PolicyConfig(num_drafts, debug_prob, depth)
+    cfg = PolicyConfig(num_drafts, debug_prob, depth, None)
     j = Journal()
     for parent_pick, buggy, value in spec:
         parent = j.nodes[parent_pick % len(j)].id if j.nodes and parent_pick % 3 else None

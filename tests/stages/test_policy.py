@@ -1,21 +1,21 @@
 """A stage's decisions as a policy object (no engine): what it asks for, when it is complete, which node it hands
 on and on what evidence, how stale proposals are judged."""
+from engine.config import shipped_policy, stages_config
 from search.journal import Journal
 from search.metric import MetricSpec
 from search.node import ExecResult, Node
-from search.policy import PolicyConfig
 from stages.policy import PENDING, Evidence, StagePolicy, StageSetup
-from stages.spec import STAGE_NAMES, StagesConfig, StageSettings
+from stages.spec import STAGE_NAMES, StageSettings
 
 SPEC = MetricSpec("acc", "maximize")
 CODE = "LR = 0.1\nSEED = 0\n"
 
 
 def setup(noise_z=2.0, num_seeds=3, select=None, tolerance=0.0):
-    settings = {n: StageSettings(n, max_nodes=4, offline_max_nodes=4) for n in STAGE_NAMES}
-    return StageSetup(StagesConfig(STAGE_NAMES, settings, num_seeds=num_seeds, noise_z=noise_z,
+    settings = {n: StageSettings(n, max_nodes=4, offline_max_nodes=4, run_to_budget=False) for n in STAGE_NAMES}
+    return StageSetup(stages_config(STAGE_NAMES, settings, num_seeds=num_seeds, noise_z=noise_z,
                                    tie_break_tolerance=tolerance),
-                      PolicyConfig(num_drafts=1, debug_prob=0.0), offline=True, critique=False, seed=0,
+                      shipped_policy(num_drafts=1, debug_prob=0.0), offline=True, critique=False, seed=0,
                       timeout_s=100.0, select=select)
 
 

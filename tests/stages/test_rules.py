@@ -4,21 +4,23 @@ import random
 
 import pytest
 
+from engine.config import shipped_policy, stages_config
 from search.journal import Journal
 from search.metric import MetricSpec
 from search.node import ExecResult, Node
 from search.offline import OfflineProposer, TunableSpec
 from search.operators import NothingLeft, StageBrief
-from search.policy import PolicyConfig, select_action
+from search.policy import select_action
 from stages import rules, seeds
-from stages.spec import StagesConfig, StageSettings
+from stages.spec import StageSettings
 
 SPEC = MetricSpec("loss", "minimize")
 CODE = "LR = 0.1\nUNITS = 8\nSEED = 0\nDROPOUT = 0.5\nprint(LR, UNITS, SEED, DROPOUT)\n"
 
 
 def stage(name, **kw):
-    return StageSettings(name, max_nodes=kw.pop("max_nodes", 5), offline_max_nodes=kw.pop("offline", 3), **kw)
+    return StageSettings(name, max_nodes=kw.pop("max_nodes", 5), offline_max_nodes=kw.pop("offline", 3),
+                         **({"run_to_budget": False} | kw))
 
 
 def node(metric=None, buggy=False, op="improve", parent=None, change="", valid=None, **ex):
@@ -110,7 +112,7 @@ def test_offline_ablations_in_declared_order_once_each():
 def test_anchor_makes_every_improvement_expand_the_start():
     start = node(metric=1.0, op="copy")
     j = Journal([start, better := node(metric=0.1, parent=start.id, change="a")])
-    cfg = PolicyConfig(num_drafts=1, debug_prob=0.0)
+    cfg = shipped_policy(num_drafts=1, debug_prob=0.0)
     assert select_action(j, [], cfg, SPEC, random.Random(0)).parent_id == better.id
     assert select_action(j, [], cfg, SPEC, random.Random(0), anchor=start.id).parent_id == start.id
 
@@ -128,11 +130,11 @@ def test_seed_variants_and_aggregation():
 
 def test_stages_config_rejects_gaps_and_bad_values():
     with pytest.raises(ValueError, match="prefix"):
-        StagesConfig(run=("initial", "agenda"), settings={"initial": stage("initial"), "agenda": stage("agenda")})
+        stages_config(run=("initial", "agenda"), settings={"initial": stage("initial"), "agenda": stage("agenda")})
     with pytest.raises(ValueError, match="num_seeds"):
-        StagesConfig(run=("initial",), settings={"initial": stage("initial")}, num_seeds=0)
+        stages_config(run=("initial",), settings={"initial": stage("initial")}, num_seeds=0)
     with pytest.raises(ValueError, match="unknown stage"):
-        StageSettings("tunning", 1, 1)
+        StageSettings("tunning", 1, 1, False)
     assert stage("tuning", max_nodes=12, offline=4).budget(offline=True) == 4
     assert stage("tuning", max_nodes=2, offline=4).budget(offline=True) == 2
     assert stage("tuning", max_nodes=12, offline=4).budget(offline=False) == 12

@@ -14,9 +14,9 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from engine.config import RunConfig, build
+from engine.config import RunConfig, build, shipped_llm
 from engine.llm.models import spec_from_dict
-from engine.llm.service import LLM, LLMSettings
+from engine.llm.service import LLM
 from engine.phase import PhaseContext
 from engine.tracking import NullTracker
 
@@ -51,7 +51,7 @@ def context(run_dir: Path, cfg: RunConfig, llm: LLM | None = None, literature: o
 def fake_llm(base_url: str, vision: bool = False, retries: int = 0) -> LLM:
     spec = spec_from_dict({"name": "fake-model", "base_url": base_url, "vision": vision})
     roles = {"writeup": spec, "citation": spec} | ({"vision": spec} if vision else {})
-    return LLM(roles, LLMSettings(max_retries=retries, timeout_s=30), ENV)
+    return LLM(roles, shipped_llm(max_retries=retries, timeout_s=30), ENV)
 
 
 @dataclass(frozen=True)

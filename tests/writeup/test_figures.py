@@ -14,8 +14,9 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from engine import config as config_mod
+from engine.config import shipped_llm
 from engine.llm.models import ModelSpec
-from engine.llm.service import LLM, LLMSettings
+from engine.llm.service import LLM
 from engine.phase import PhaseContext
 from engine.tracking import NullTracker
 from engine.writeup.figures import Figure, make_figures
@@ -203,7 +204,7 @@ json.dump([{"file": "leak.png", "caption": "leaked", "data": []}], open("figures
 def scripted(server: FakeLLMServer, programs: list[str]) -> LLM:
     server.script = [{"text": f"Here is the program.\n```python\n{p}\n```"} for p in programs]
     spec = ModelSpec(name="fake-model", base_url=server.base_url)
-    return LLM({"code": spec}, LLMSettings(max_retries=0, timeout_s=20), {"OPENAI_API_KEY": "test-key"})
+    return LLM({"code": spec}, shipped_llm(max_retries=0, timeout_s=20), {"OPENAI_API_KEY": "test-key"})
 
 
 def user_texts(body: dict) -> str:

@@ -1,0 +1,58 @@
+"""Config defaults live in one place, conf/: the typed settings have none of their own (they drifted once:
+stages.tie_break_tolerance was 0.01 in the YAML and 0.0 in the code), and a run saved before a key existed
+resumes with that key's shipped default."""
+import dataclasses
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from engine import config as config_mod
+from engine.cluster import ClusterConfig
+from engine.ideas.config import IdeasConfig
+from engine.launch import with_new_keys
+from engine.literature.config import LiteratureConfig
+from engine.llm.service import LLMSettings
+from engine.review.config import ReviewConfig
+from engine.tracking import TrackingConfig
+from engine.writeup.config import WriteupConfig
+from search.policy import PolicyConfig
+from stages.spec import StagesConfig, StageSettings
+from tests.conftest import REPO, run_config
+
+SETTINGS = (PolicyConfig, StagesConfig, StageSettings, LLMSettings, TrackingConfig, ClusterConfig,
+            config_mod.SandboxSettings, IdeasConfig, LiteratureConfig, WriteupConfig, ReviewConfig)
+
+
+@pytest.mark.parametrize("cls", SETTINGS, ids=lambda c: c.__name__)
+def test_the_typed_settings_have_no_defaults_of_their_own(cls):
+    with_default = [f.name for f in dataclasses.fields(cls)
+                    if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING]
+    assert with_default == [], f"{cls.__name__} has defaults {with_default}: they belong in conf/"
+
+
+def test_the_shipped_values_are_the_yaml_values():
+    stages = yaml.safe_load((REPO / "conf" / "stages" / "default.yaml").read_text())
+    search = yaml.safe_load((REPO / "conf" / "search" / "bfts.yaml").read_text())
+    cfg = run_config()
+    shipped = config_mod.shipped_stages()
+    assert cfg.stages.tie_break_tolerance == stages["tie_break_tolerance"] == shipped.tie_break_tolerance
+    assert cfg.stages.noise_z == stages["noise_z"] and cfg.policy.num_drafts == search["num_drafts"]
+    assert cfg.policy == config_mod.shipped_policy() and cfg.llm == config_mod.shipped_llm()
+
+
+def test_a_run_saved_before_a_key_existed_resumes_with_its_shipped_default():
+    import engine.launch  # noqa: F401 - the config's resolvers
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+        cfg = compose("config", overrides=["+topic=grokking", "tracking=none"])
+    saved = OmegaConf.to_container(cfg, resolve=True)
+    del saved["stages"]["noise_z"], saved["search"]["lookahead"], saved["sandbox"]["max_files"]
+    saved["stages"]["num_seeds"] = 5  # a saved value wins
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+        resume_cfg = compose("config", overrides=["resume=/some/run"])
+    filled = with_new_keys(saved, resume_cfg)
+    built = config_mod.build(filled)
+    assert built.stages.noise_z == 2.0 and built.policy.lookahead is None and built.sandbox.max_files == 100000
+    assert built.stages.num_seeds == 5 and built.topic.name == "grokking"
