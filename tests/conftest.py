@@ -25,11 +25,38 @@ def v1_template(tmp_path: Path) -> Path:
     return dest
 
 
+# The fixture's plot.py imports matplotlib (a second or so per node in the sandbox): where the node's figure is not
+# the point, this one writes a real (1x1) PNG with the standard library, so plots are still made and collected.
+QUICK_PLOT = """import struct, zlib
+
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+png = (b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
+       + chunk(b"IDAT", zlib.compress(b"\\x00\\x00")) + chunk(b"IEND", b""))
+open("val_loss.png", "wb").write(png)
+"""
+
+
+@pytest.fixture
+def quick_template(v1_template: Path) -> Path:
+    """The v1 toy template with a plot.py that needs no matplotlib (for runs whose figures are not the point)."""
+    (v1_template / "plot.py").write_text(QUICK_PLOT)
+    return v1_template
+
+
 def one_stage(max_nodes: int) -> list[str]:
     """Overrides for a run of stage 1 only, to exactly `max_nodes` nodes (no early completion, no seeds), and
     of the experiment phase only (the pipeline's other phases have tests of their own)."""
     return ["pipeline.phases=[experiments]", "stages.run=[initial]", f"stages.initial.max_nodes={max_nodes}",
             f"stages.initial.offline_max_nodes={max_nodes}", "stages.initial.run_to_budget=true", "stages.num_seeds=1"]
+
+
+# Runs whose point is not Ray put their nodes in sandboxed subprocesses of the launcher (cluster=threads): a
+# private Ray instance costs 5 to 30 s to start on a loaded 2-core machine. Ray itself is run by test_launch.py (the
+# v1 template, a killed runner, misbehaving nodes), the SIGTERM resume, the grokking smoke run,
+# tests/engine/test_ray_engine.py and tests/engine/test_real_cluster.py.
+NO_RAY = "cluster=threads"
 
 
 def launch_cmd(*overrides: str) -> list[str]:

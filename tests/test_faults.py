@@ -33,7 +33,9 @@ def test_fast_subset_finds_no_escape(tmp_path):
     assert all(r["finished"] in ("yes", "expected error") for r in report["kinds"]), \
         {k: (r["finished"], r["note"]) for k, r in rows.items()}
     assert rows["deep"]["note"].startswith("buggy node")  # one buggy node, not an exception out of execute_node
-    assert rows["llm-401"]["finished"] == "expected error" and rows["llm-401"]["error_s_max"] < 60
+    # ended at once: after the one model check at start-up, before any call of the search (a count, not seconds)
+    assert rows["llm-401"]["finished"] == "expected error" and rows["llm-401"]["error_s_max"] is not None
+    assert [t["figures"]["requests"] for t in rows["llm-401"]["trials"]] == [1]
     assert "rejected the key" in rows["llm-401"]["note"]
     table = (tmp_path / "faults.md").read_text()
     assert table.count("\n| ") == len(rows) and "| read a secret in the home directory | 1 | 0 |" in table

@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pyarrow.parquet as pq
@@ -80,12 +81,11 @@ def make_pdfs(tmp_path, picked):
     return folder
 
 
-def reviewer_model(delay=0.0):
+def reviewer_model():
     def respond(path, body):
         text = json.dumps(body["messages"])
         if "Reply with OK." in text:
             return {"text": "OK"}
-        time.sleep(delay)
         good = "GOODPAPER" in text
         review = {"Summary": "s", "Strengths": ["a"], "Weaknesses": ["b"], "Originality": 3, "Quality": 3,
                   "Clarity": 3, "Significance": 3, "Questions": [], "Limitations": [], "Ethical Concerns": False,
@@ -97,56 +97,55 @@ def reviewer_model(delay=0.0):
 
 @needs_tex
 @pytest.mark.slow
-def test_benchmark_runs_end_to_end_resumes_and_reports(tmp_path):
-    ratings, picked = ratings_subset(tmp_path)
-    papers = make_pdfs(tmp_path, picked)
-    out = tmp_path / "out"
-    common = ["--model", "fake-model", "--ratings", str(ratings), "--papers-dir", str(papers), "--out-dir", str(out),
-              "--num_reviews_ensemble", "1", "--num_reflections", "1", "--num_fs_examples", "0", "--bootstrap", "50"]
-    with FakeLLMServer(responder=reviewer_model()) as server:
-        res = bench("--base-url", server.base_url, "--num_reviews", "2", *common)
-        assert res.returncode == 0, res.stderr[-3000:]
-        first = len(server.requests)
-        res = bench("--base-url", server.base_url, "--num_reviews", "4", *common)
-        assert res.returncode == 0, res.stderr[-3000:]
-        reviewed_again = [r["paper_id"] for r in picked[:2]
-                          if any(r["paper_id"] in json.dumps(b) for _, b, _ in server.requests[first:])]
-    assert reviewed_again == [], "a resumed benchmark reviews no paper twice"
-    table = pq.read_table(out / "reviews.parquet").to_pylist()
-    assert sorted(r["paper_id"] for r in table) == sorted(r["paper_id"] for r in picked)
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["n"] == 4 and metrics["accuracy"] == 1.0 and metrics["roc_auc"] == 1.0
-    assert metrics["seconds_per_review"] > 0 and metrics["cost_per_review_usd"] is None  # no prices known
-    assert (out / "roc.png").read_bytes()[:4] == b"\x89PNG" and (out / "acceptance_rate.png").is_file()
-    assert "| accuracy | 1.000" in (out / "report.md").read_text()
-
-
-@needs_tex
-@pytest.mark.slow
-def test_killed_benchmark_resumes_without_reviewing_a_finished_paper_twice(tmp_path):
+def test_killed_benchmark_resumes_with_more_papers_reviews_none_twice_and_reports(tmp_path):
+    """Killed after two of the first four papers; the next run, with --num_reviews 6, reviews the rest of those
+    and two more, none twice, and reports on all six. (One pair of runs for the kill, the resume, a larger
+    --num_reviews and the report: the benchmark starts a Ray instance per run.)"""
     ratings, picked = ratings_subset(tmp_path, n_each=3)
     papers = make_pdfs(tmp_path, picked)
     out = tmp_path / "out"
     args = ["--model", "fake-model", "--ratings", str(ratings), "--papers-dir", str(papers), "--out-dir", str(out),
             "--num_reviews_ensemble", "1", "--num_reflections", "1", "--num_fs_examples", "0", "--bootstrap", "50",
-            "--num_reviews", "6", "--max-llm-calls", "1"]
-    with FakeLLMServer(responder=reviewer_model(delay=1.0)) as server:
-        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.iclr_review", "--base-url", server.base_url, *args],
-                                cwd=REPO, env=os.environ | {"OPENAI_API_KEY": "test-key"},
+            "--max-llm-calls", "1"]
+    # the first run's reviews of the third and fourth papers go unanswered until it is killed: it is killed with
+    # exactly the first two reviewed, whatever the load on the machine
+    first_two, held = {r["paper_id"] for r in picked[:2]}, {r["paper_id"] for r in picked[2:4]}
+    killed, review = threading.Event(), reviewer_model()
+
+    def respond(path, body):
+        if any(pid in json.dumps(body["messages"]) for pid in held):
+            killed.wait(120)
+        return review(path, body)
+
+    with FakeLLMServer(responder=respond) as server:
+        server.httpd.handle_error = lambda request, address: None  # the killed run's held call: a broken pipe
+        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.iclr_review", "--base-url", server.base_url, *args,
+                                 "--num_reviews", "4"], cwd=REPO, env=os.environ | {"OPENAI_API_KEY": "test-key"},
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 120
         while len(list((out / "reviews").glob("*.parquet"))) < 2 and time.monotonic() < deadline:
+            assert proc.poll() is None, "the first run ended before it was killed"
             time.sleep(0.1)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         finished = {p.stem for p in (out / "reviews").glob("*.parquet")}
-        assert 2 <= len(finished) < 6
+        assert finished == first_two
         mark = len(server.requests)
-        res = bench("--base-url", server.base_url, *args)
+        killed.set()
+        res = bench("--base-url", server.base_url, *args, "--num_reviews", "6")
         assert res.returncode == 0, res.stderr[-3000:]
         again = {pid for pid in finished if any(pid in json.dumps(b) for _, b, _ in server.requests[mark:])}
-    assert again == set()
-    assert len(pq.read_table(out / "reviews.parquet")) == 6
+        reviewed = [r["paper_id"] for r in picked if any(r["paper_id"] in json.dumps(b) for _, b, _ in
+                                                           server.requests[mark:])]
+    assert again == set(), "a resumed benchmark reviews no paper twice"
+    assert sorted(reviewed) == sorted(r["paper_id"] for r in picked if r["paper_id"] not in finished)
+    table = pq.read_table(out / "reviews.parquet").to_pylist()
+    assert sorted(r["paper_id"] for r in table) == sorted(r["paper_id"] for r in picked)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n"] == 6 and metrics["accuracy"] == 1.0 and metrics["roc_auc"] == 1.0
+    assert metrics["seconds_per_review"] > 0 and metrics["cost_per_review_usd"] is None  # no prices known
+    assert (out / "roc.png").read_bytes()[:4] == b"\x89PNG" and (out / "acceptance_rate.png").is_file()
+    assert "| accuracy | 1.000" in (out / "report.md").read_text()
 
 
 def test_offline_without_papers_says_what_to_do(tmp_path):

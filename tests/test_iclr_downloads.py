@@ -1,6 +1,7 @@
 """The ICLR benchmark's PDF downloads against a loopback OpenReview stand-in: retries that honour Retry-After,
 a paper that never comes (listed, the others go on), a slow one, a User-Agent, a per-host rate; and the whole
 benchmark: downloads before reviews, failed reviews retried by the next run and not counted as done."""
+import asyncio
 import json
 import threading
 import time
@@ -11,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from benchmarks import downloads
 from benchmarks.downloads import USER_AGENT, DownloadSettings, fetch_pdfs, retry_after_seconds
 from tests.fake_llm_server import FakeLLMServer
 from tests.test_iclr_benchmark import bench, make_pdfs, needs_tex, ratings_subset, reviewer_model
@@ -25,6 +27,7 @@ class PaperServer:
     def __init__(self, pdfs: dict[str, bytes] | None = None, plan: dict[str, list[str]] | None = None):
         self.pdfs, self.plan = pdfs or {}, plan or {}
         self.requests: list[tuple[float, str, dict]] = []  # (monotonic time, id, headers)
+        self.answered: list[tuple[float, str]] = []  # (monotonic time the answer was sent, id)
         self.lock = threading.Lock()
         server = self
 
@@ -50,12 +53,14 @@ class PaperServer:
                     self.send_header("Retry-After", "1")
                 self.end_headers()
                 self.wfile.write(body)
+                with server.lock:
+                    server.answered.append((time.monotonic(), pid))
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def __enter__(self):
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True).start()  # a quick shutdown()
         return self
 
     def __exit__(self, *exc):
@@ -75,9 +80,7 @@ def test_retries_honour_retry_after_a_failing_paper_is_listed_and_the_rest_go_on
     plan = {"busy": ["429", "ok"], "broken": ["500"], "gone": ["404"], "slow": ["slow"]}
     ids = ["ok1", "busy", "broken", "gone", "slow", "ok2"]
     with PaperServer(plan=plan) as server:
-        t0 = time.monotonic()
         got = fetch_pdfs(ids, tmp_path / "cache", settings(server.url))
-        elapsed = time.monotonic() - t0
         assert sorted(got.paths) == ["busy", "ok1", "ok2", "slow"]
         assert all(p.read_bytes() == PDF for p in got.paths.values())
         assert set(got.failed) == {"broken", "gone"}
@@ -87,8 +90,10 @@ def test_retries_honour_retry_after_a_failing_paper_is_listed_and_the_rest_go_on
         assert len(busy) == 2 and busy[1] - busy[0] >= 0.95  # waited the server's Retry-After: 1
         assert len(server.times("broken")) == 3 and len(server.times("gone")) == 1  # bounded; 404 not retried
         assert {h["user-agent"] for _, _, h in server.requests} == {USER_AGENT}
-        # concurrent: the slow paper (1.5 s) and the 1 s Retry-After overlap instead of adding up
-        assert elapsed < 2.4
+        # concurrent: the retry after the 1 s Retry-After came while the slow paper (1.5 s) was being answered,
+        # so the two overlap instead of adding up (the server's own record, not the wall-clock of the whole)
+        [slow_start], [slow_end] = server.times("slow"), [t for t, p in server.answered if p == "slow"]
+        assert slow_start < busy[1] < slow_end
         # a second run fetches only what is not in the cache yet
         before = len(server.requests)
         again = fetch_pdfs(ids, tmp_path / "cache", settings(server.url))
@@ -96,15 +101,25 @@ def test_retries_honour_retry_after_a_failing_paper_is_listed_and_the_rest_go_on
         assert sorted(again.paths) == sorted(got.paths)
 
 
-def test_requests_to_one_host_keep_to_the_rate(tmp_path):
+def test_requests_to_one_host_keep_to_the_rate(tmp_path, monkeypatch):
+    # a frozen event-loop clock: all six ask for a start at the same instant, so the limiter's sleeps are exactly
+    # the slots it hands out (without a rate they would all be 0)
+    slept: list[float] = []
+
+    async def sleep(seconds):
+        slept.append(seconds)
+        await asyncio.sleep(0)
+
+    clock = type("FrozenLoop", (), {"time": staticmethod(lambda: 0.0)})()
+    frozen = type(asyncio)("asyncio_frozen_clock")
+    frozen.__dict__.update(vars(asyncio))
+    frozen.sleep, frozen.get_running_loop = sleep, lambda: clock
+    monkeypatch.setattr(downloads, "asyncio", frozen)
     ids = [f"p{i}" for i in range(6)]
     with PaperServer() as server:
-        fetch_pdfs(ids, tmp_path / "cache", settings(server.url, per_host_rate=10.0, concurrency=6))
-        starts = sorted(t for t, _, _ in server.requests)
-    assert len(starts) == 6
-    # 10 requests/s: one every 0.1 s, so the six (all sent at once without a rate) span 0.5 s; the server's own
-    # timing of each request is a little noisy, hence the overall span rather than each gap
-    assert starts[-1] - starts[0] >= 0.42
+        got = fetch_pdfs(ids, tmp_path / "cache", settings(server.url, per_host_rate=10.0, concurrency=6))
+    assert len(server.requests) == 6 and sorted(got.paths) == ids
+    assert sorted(slept) == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4, 0.5])  # 10 requests/s: one every 0.1 s
 
 
 def test_papers_dir_and_cache_are_used_without_the_network(tmp_path):
@@ -155,7 +170,8 @@ def test_benchmark_downloads_first_lists_skips_and_retries_failed_reviews(tmp_pa
     args = ["--model", "fake-model", "--ratings", str(ratings), "--out-dir", str(out), "--cache-dir",
             str(tmp_path / "cache"), "--num_reviews", "4", "--num_reviews_ensemble", "1", "--num_reflections", "1",
             "--fewshot-dir", str(fewshot), "--num_fs_examples", "2", "--allow-fewer-shots", "--bootstrap", "20",
-            "--download-attempts", "2", "--download-backoff-s", "0.05", "--download-rate", "20", "--max-retries", "1"]
+            "--download-attempts", "2", "--download-backoff-s", "0.05", "--download-rate", "20", "--max-retries", "1",
+            "--max-llm-calls", "2"]  # two papers at a time: concurrent, without a Ray worker per paper
     with FakeLLMServer(responder=review_gate(fail_for, stamps)) as llm, \
             PaperServer(pdfs, plan={a: ["429", "ok"], b: ["500", "500", "ok"]}) as papers:
         res = bench("--base-url", llm.base_url, "--openreview-url", papers.url, *args)

@@ -5,7 +5,9 @@ import textwrap
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import launch, one_stage
+from engine.errors import EngineError
+from engine.experiments import prepare
+from tests.conftest import launch, one_stage, run_config
 
 
 def summary_of(run_dir):
@@ -53,7 +55,7 @@ def test_misspelled_key_is_rejected_by_hydra(tmp_path):
     assert not (tmp_path / "r" / "journal").exists()
 
 
-@pytest.mark.parametrize("override, message", [
+BAD_VALUES = [
     ("search.debug_prob=2", "search.debug_prob must be in [0, 1]"),
     ("cluster.slots=0", "cluster.slots and cluster.threads_per_node must be >= 1"),
     ("topic.profile=huge", "no profile 'huge'"),
@@ -62,9 +64,22 @@ def test_misspelled_key_is_rejected_by_hydra(tmp_path):
     ("stages.run=[initial,agenda]", "stages.run must be a prefix of"),
     ("stages.num_seeds=0", "stages.num_seeds must be >= 1"),
     ("stages.tuning.max_nodes=0", "stages.tuning.max_nodes and offline_max_nodes must be >= 1"),
-])
-def test_bad_values_give_one_clear_line(tmp_path, override, message):
-    res = launch("+topic=grokking", override, f"hydra.run.dir={tmp_path / 'r'}")
+]
+
+
+@pytest.mark.parametrize("override, message", BAD_VALUES)
+def test_bad_values_give_one_clear_line(override, message):
+    """Each value is refused where a launch meets it (the config's checks, or the template when the experiment
+    phase loads it), as an EngineError: what the entry point prints as one line, with exit code 2 and no
+    traceback (the two launches below check that, once for each place)."""
+    with pytest.raises(EngineError) as e:
+        prepare(run_config(override))
+    assert message in str(e.value)
+
+
+@pytest.mark.parametrize("override, message", [BAD_VALUES[6], BAD_VALUES[2]], ids=["config", "template"])
+def test_a_bad_value_ends_the_launch_with_its_line_and_exit_code_2(tmp_path, override, message):
+    res = launch("+topic=grokking", override, "tracking=none", f"hydra.run.dir={tmp_path / 'r'}")
     assert res.returncode == 2
     assert message in res.stderr
     assert "Traceback" not in res.stderr
@@ -107,7 +122,7 @@ def test_misbehaving_nodes_are_stopped_recorded_and_the_search_goes_on(tmp_path,
     (v1_template / "manifest.yaml").write_text(textwrap.dedent("""
         metric: {name: score, direction: maximize}
         tunables: {MODE: {values: [1, 2, 3, 4, 5]}}
-        resources: {timeout_s: 8, memory_gb: 2}
+        resources: {timeout_s: 5, memory_gb: 2}
     """))
     run_dir = tmp_path / "run"
     res = launch("+topic=template", f"topic.path={v1_template}", *one_stage(12), "search.num_drafts=1",
@@ -137,7 +152,7 @@ def test_killing_a_runner_process_costs_that_node_only(tmp_path, v1_template):
 
     from tests.conftest import REPO, launch_cmd
 
-    code = (v1_template / "experiment.py").read_text().replace("SLEEP_S = 0.0", "SLEEP_S = 4.0")
+    code = (v1_template / "experiment.py").read_text().replace("SLEEP_S = 0.0", "SLEEP_S = 2.0")
     (v1_template / "experiment.py").write_text(code)
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(launch_cmd("+topic=template", f"topic.path={v1_template}", *one_stage(6),

@@ -9,14 +9,20 @@ import subprocess
 
 import pytest
 
-from tests.conftest import REPO, launch, launch_cmd
+from tests.conftest import NO_RAY, REPO, launch, launch_cmd
 from tests.fake_llm_server import FakeLLMServer
 from tests.ideas.helpers import IdeaModel
 from tests.literature.fake_scholar_server import FakeScholarServer, paper
 
 IDEA_TOOLS = ("propose_idea", "give_idea", "check_topic", "novelty_step", "novelty_verdict")
 STAGE_ONE = ["stages.run=[initial]", "stages.initial.max_nodes=3", "stages.initial.offline_max_nodes=3",
-             "stages.initial.run_to_budget=true", "stages.num_seeds=1", "search.num_drafts=1", "tracking=none"]
+             "stages.initial.run_to_budget=true", "stages.num_seeds=1", "search.num_drafts=1", "tracking=none", NO_RAY]
+
+
+def literature(scholar):
+    """The three engines at the loopback server, without the pauses the real services ask for (1 request/s)."""
+    return [f"literature.{e}.{key}" for e in ("semantic_scholar", "openalex", "arxiv")
+            for key in (f"base_url={scholar.base_url(e)}", "requests_per_s=100")]
 
 
 def pipeline_model(template_code):
@@ -38,20 +44,19 @@ def pipeline_model(template_code):
 
 
 @pytest.mark.slow
-def test_ideas_with_literature_then_experiments_on_the_chosen_idea(tmp_path, v1_template):
+def test_ideas_with_literature_then_experiments_on_the_chosen_idea(tmp_path, quick_template):
     run_dir = tmp_path / "run"
-    with FakeLLMServer(responder=pipeline_model((v1_template / "experiment.py").read_text())) as llm, \
+    with FakeLLMServer(responder=pipeline_model((quick_template / "experiment.py").read_text())) as llm, \
             FakeScholarServer() as scholar:
         # Semantic Scholar rate-limits every request: the searches move on to OpenAlex (arXiv stays unused)
         scholar.default["semantic_scholar"] = {"status": 429, "retry_after": "0"}
         scholar.default["openalex"] = {"papers": [paper("Learning rates for toy models", citations=12)]}
         env = os.environ | {"OPENAI_API_KEY": "test-key", "OPENALEX_API_KEY": "oa-key", "PYTHONUNBUFFERED": "1"}
         res = subprocess.run(launch_cmd(
-            "+topic=template", f"topic.path={v1_template}", "topic.metric=val_loss", "topic.direction=minimize",
+            "+topic=template", f"topic.path={quick_template}", "topic.metric=val_loss", "topic.direction=minimize",
             f"model.base_url={llm.base_url}", "model.name=fake-model", "pipeline.phases=[ideas,experiments]",
             "ideas.num_ideas=3", "ideas.num_reflections=2", "ideas.novelty_rounds=2",
-            *[f"literature.{e}.base_url={scholar.base_url(e)}" for e in ("semantic_scholar", "openalex", "arxiv")],
-            "literature.max_wait_s=1", *STAGE_ONE, f"hydra.run.dir={run_dir}"),
+            *literature(scholar), "literature.max_wait_s=1", *STAGE_ONE, f"hydra.run.dir={run_dir}"),
             cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
         assert res.returncode == 0, res.stderr[-3000:]
         code_prompts = [json.dumps(b["messages"]) for _, b, _ in llm.requests if not b.get("tools")
@@ -78,12 +83,12 @@ def test_ideas_with_literature_then_experiments_on_the_chosen_idea(tmp_path, v1_
 
 
 @pytest.mark.parametrize("file, name", [("v1_seed_ideas.json", None), ("v2_ideas.json", None)])
-def test_idea_files_run_unchanged_via_ideas_load(tmp_path, v1_template, file, name):
+def test_idea_files_run_unchanged_via_ideas_load(tmp_path, quick_template, file, name):
     source = REPO / "tests" / "ideas" / "fixtures" / file
     original = json.loads(source.read_text())
     first = (original if isinstance(original, list) else original["ideas"])[0]
     run_dir = tmp_path / "run"
-    res = launch("+topic=template", f"topic.path={v1_template}", "topic.metric=val_loss", f"ideas.load={source}",
+    res = launch("+topic=template", f"topic.path={quick_template}", "topic.metric=val_loss", f"ideas.load={source}",
                  "ideas.index=0", "pipeline.phases=[ideas,experiments]", *STAGE_ONE, "stages.initial.max_nodes=2",
                  "stages.initial.offline_max_nodes=2", f"hydra.run.dir={run_dir}")
     assert res.returncode == 0, res.stderr[-3000:]
@@ -132,10 +137,8 @@ def test_whole_pipeline_with_a_model_ends_with_a_paper_and_its_review(tmp_path, 
             f"model.base_url={llm.base_url}", "model.name=fake-model", "ideas.num_ideas=2",
             "ideas.num_reflections=2", "ideas.novelty_rounds=2", "writeup.plot_retries=1",
             "writeup.num_cite_rounds=2", "review.num_reviews_ensemble=2", "review.num_reflections=2",
-            "review.num_fs_examples=0",
-            *[f"literature.{e}.base_url={scholar.base_url(e)}" for e in ("semantic_scholar", "openalex", "arxiv")],
-            *STAGE_ONE, f"hydra.run.dir={run_dir}"), cwd=REPO, capture_output=True, text=True, timeout=600,
-            env=env)
+            "review.num_fs_examples=0", *literature(scholar), *STAGE_ONE, f"hydra.run.dir={run_dir}"),
+            cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
         assert res.returncode == 0, res.stderr[-3000:]
     s = json.loads((run_dir / "summary.json").read_text())
     assert [(p["name"], p["status"]) for p in s["phases"]] == [

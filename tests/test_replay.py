@@ -15,8 +15,9 @@ from engine.llm.ledger import Ledger
 from engine.llm.models import spec_from_dict
 from engine.llm.service import LLM, CallContext
 from engine.llm.transcripts import Recorder, Replayer
-from tests.conftest import REPO, launch_cmd, one_stage
+from tests.conftest import NO_RAY, REPO, launch_cmd, one_stage
 from tests.fake_llm_server import FakeLLMServer
+from tests.scripted_model import BASE_URL, ScriptedModel
 
 ENV = {"OPENAI_API_KEY": "test-key"}
 
@@ -32,11 +33,14 @@ def responder(path, body):
     return {"text": child_of(text)}
 
 
-def make_llm(server, run_dir, replayer=None, fallback="error"):
-    spec = spec_from_dict({"name": "fake-model", "base_url": server.base_url if server else "http://127.0.0.1:9/v1",
+def make_llm(model, run_dir, replayer=None, fallback="error"):
+    """The code role answered by `model` (an in-process ScriptedModel); with None, by nothing: a port where no
+    server listens, so any live call would fail."""
+    spec = spec_from_dict({"name": "fake-model", "base_url": BASE_URL if model else "http://127.0.0.1:9/v1",
                            "prices": {"input": 1.0, "output": 2.0}})
     return LLM({"code": spec}, shipped_llm(max_retries=0, timeout_s=10), ENV, Ledger(run_dir, run_dir.name),
-               Recorder(run_dir), replayer, replay_fallback=fallback)
+               Recorder(run_dir), replayer, providers=model.providers("code", spec=spec) if model else None,
+               replay_fallback=fallback)
 
 
 def improve(llm, step, parent_value):
@@ -49,8 +53,8 @@ def test_each_parent_gets_its_own_program_whichever_step_asks(tmp_path):
     other experiment finished first, so step 3 improves 5.0. Keyed by (step, role, call), the replay would hand
     step 3 the child written for 1.0."""
     rec, rep = tmp_path / "rec", tmp_path / "rep"
-    with FakeLLMServer(responder=responder) as server:
-        llm = make_llm(server, rec)
+    with ScriptedModel(responder=responder) as model:
+        llm = make_llm(model, rec)
         recorded = {1.0: improve(llm, 3, 1.0), 5.0: improve(llm, 4, 5.0)}
     assert recorded == {1.0: "VALUE = 2.0\n", 5.0: "VALUE = 10.0\n"}
     replay = make_llm(None, rep, Replayer(rec))
@@ -61,9 +65,9 @@ def test_each_parent_gets_its_own_program_whichever_step_asks(tmp_path):
 
 def test_identical_requests_keep_their_steps_and_each_reply_answers_once(tmp_path):
     rec = tmp_path / "rec"
-    with FakeLLMServer() as server:
-        server.script = [{"text": "```python\nVALUE = 1\n```"}, {"text": "```python\nVALUE = 2\n```"}]
-        llm = make_llm(server, rec)
+    with ScriptedModel() as model:
+        model.script = [{"text": "```python\nVALUE = 1\n```"}, {"text": "```python\nVALUE = 2\n```"}]
+        llm = make_llm(model, rec)
         first = [improve(llm, step, 3.0) for step in (1, 2)]
     replay = make_llm(None, tmp_path / "rep", Replayer(rec))
     assert [improve(replay, step, 3.0) for step in (2, 1)] == first[::-1]
@@ -73,8 +77,8 @@ def test_identical_requests_keep_their_steps_and_each_reply_answers_once(tmp_pat
 
 def test_a_changed_request_has_no_reply_and_the_error_names_the_step_role_and_difference(tmp_path):
     rec = tmp_path / "rec"
-    with FakeLLMServer(responder=responder) as server:
-        improve(make_llm(server, rec), 3, 1.0)
+    with ScriptedModel(responder=responder) as model:
+        improve(make_llm(model, rec), 3, 1.0)
     replay = make_llm(None, tmp_path / "rep", Replayer(rec))
     with pytest.raises(EngineError) as e:
         improve(replay, 3, 1.5)
@@ -85,22 +89,22 @@ def test_a_changed_request_has_no_reply_and_the_error_names_the_step_role_and_di
 
 def test_fallback_live_asks_the_model_and_says_so(tmp_path, caplog):
     rec, rep = tmp_path / "rec", tmp_path / "rep"
-    with FakeLLMServer(responder=responder) as server:
-        improve(make_llm(server, rec), 3, 1.0)
-        replay = make_llm(server, rep, Replayer(rec), fallback="live")
-        n = len(server.requests)
+    with ScriptedModel(responder=responder) as model:
+        improve(make_llm(model, rec), 3, 1.0)
+        replay = make_llm(model, rep, Replayer(rec), fallback="live")
+        n = len(model.requests)
         with caplog.at_level(logging.WARNING):
             assert improve(replay, 3, 1.0) == "VALUE = 2.0\n"  # recorded
             assert improve(replay, 4, 1.5) == "VALUE = 3.0\n"  # asked
-        assert len(server.requests) == n + 1
+        assert len(model.requests) == n + 1
     assert "replay.fallback=live: asking model fake-model" in caplog.text
     assert [r["replayed"] for r in sorted(Ledger(rep, rep.name).rows(), key=lambda r: r["seq"])] == [True, False]
 
 
 def test_transcripts_recorded_before_hashing_replay_by_their_place(tmp_path, caplog):
     rec = tmp_path / "rec"
-    with FakeLLMServer(responder=responder) as server:
-        llm = make_llm(server, rec)
+    with ScriptedModel(responder=responder) as model:
+        llm = make_llm(model, rec)
         recorded = [improve(llm, 3, 1.0), improve(llm, 4, 5.0)]
     for f in (rec / "llm" / "transcripts").glob("*.json"):  # as written before this change
         data = json.loads(f.read_text())
@@ -140,8 +144,8 @@ def parent_model(template_code):
 
 def run_engine(*overrides, key="test-key"):
     env = os.environ | {"OPENAI_API_KEY": key, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(launch_cmd(*overrides, "tracking=none"), cwd=REPO, capture_output=True, text=True,
-                          timeout=400, env=env)
+    return subprocess.run(launch_cmd(*overrides, "tracking=none", NO_RAY), cwd=REPO, capture_output=True,
+                          text=True, timeout=400, env=env)
 
 
 def children_by_parent(run_dir):
@@ -155,18 +159,20 @@ def rate(code):
 
 
 @pytest.mark.slow
-def test_two_slot_search_replayed_without_the_server_never_gives_a_program_to_another_parent(tmp_path, v1_template):
+def test_two_slot_search_replayed_without_the_server_never_gives_a_program_to_another_parent(tmp_path, quick_template):
     """With two slots, which parent a step improves depends on timing (a recorded model took milliseconds to
     answer, a replay takes none). The replay either makes the same requests and gives every parent the same
     programs, or meets a request the recorded run never made and stops, naming the step and role; it never
     hands a child written for one parent to another (what replies keyed by (step, role, call) did)."""
-    code = (v1_template / "experiment.py").read_text()
+    code = (quick_template / "experiment.py").read_text()
     run1, run2 = tmp_path / "run1", tmp_path / "run2"
     with FakeLLMServer(responder=parent_model(code)) as server:
-        res = run_engine("+topic=template", f"topic.path={v1_template}", "topic.metric=val_loss",
+        res = run_engine("+topic=template", f"topic.path={quick_template}", "topic.metric=val_loss",
                          "topic.direction=minimize", f"model.base_url={server.base_url}", "model.name=fake-model",
                          *one_stage(6), "cluster.slots=2", "search.num_drafts=2", "search.debug_prob=0",
-                         f"hydra.run.dir={run1}")
+                         # no proposals written ahead: a fast model would otherwise write drafts for every step
+                         # before any node finished (nothing to improve yet), and the run would improve nothing
+                         "search.lookahead=0", f"hydra.run.dir={run1}")
     assert res.returncode == 0, res.stderr[-3000:]
     recorded = children_by_parent(run1)
     improved = [(p, c) for p, c in recorded if p]

@@ -212,6 +212,9 @@ def trace_numbers(tex: str, numbers: dict[float, str]) -> tuple[list[dict], list
 def _ignored(token: str, before: str) -> bool:
     if re.fullmatch(r"(19|20)\d\d", token):  # a year
         return True
+    exponent = token.lower().partition("e")[2]
+    if exponent and abs(int(exponent)) > 300:  # no number a run writes: a node id such as 1439e3519430
+        return True
     return _REFERS.search(before[-20:]) is not None  # Figure 2, Table 1, Section 3, Stage 2
 
 

@@ -1,6 +1,5 @@
 """The real OpenAI and Anthropic SDK clients against a loopback server speaking their wire formats."""
 import base64
-import time
 
 import pytest
 
@@ -108,10 +107,9 @@ def test_truncated_code_is_asked_again_with_the_problem(server):
 @pytest.mark.parametrize("provider, var", [("openai", "OPENAI_API_KEY"), ("anthropic", "ANTHROPIC_API_KEY")])
 def test_wrong_key_fails_fast_naming_the_variable(server, provider, var):
     llm = make(server, provider, env={var: "wrong"})
-    start = time.monotonic()
     with pytest.raises(EngineError, match=rf"role code: .* rejected the key in \${var}"):
         llm.preflight()
-    assert time.monotonic() - start < 10
+    assert len(server.requests) == 1  # fast: one check call, a rejected key is not retried
 
 
 def test_missing_key_and_unknown_model(server):

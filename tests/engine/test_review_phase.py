@@ -1,5 +1,6 @@
-"""The review phase: the run's own PDF through the Automated Reviewer and its figures through a vision model,
-over the real wire format; skipped with a reason offline or when there is no paper."""
+"""The review phase: the run's own PDF through the Automated Reviewer and its figures through a vision model (an
+in-process scripted model behind the engine's own OpenAI provider); skipped with a reason offline or when there is
+no paper."""
 import json
 import shutil
 
@@ -16,7 +17,7 @@ from engine.rundir import write_json
 from engine.tracking import NullTracker
 from tests.conftest import run_config
 from tests.engine.test_review import done, needs_tex, pdflatex, review_json
-from tests.fake_llm_server import FakeLLMServer
+from tests.scripted_model import BASE_URL, ScriptedModel
 
 matplotlib.use("Agg")
 PAPER = r"""\documentclass{article}\begin{document}
@@ -55,25 +56,25 @@ def respond(path, body):
 @needs_tex
 def test_review_phase_writes_review_json_and_reviews_figures(tmp_path):
     run = paper_run(tmp_path)
-    with FakeLLMServer(responder=respond) as server:
-        spec = ModelSpec(name="fake-model", base_url=server.base_url, vision=True)
+    with ScriptedModel(responder=respond) as scripted:
+        spec = ModelSpec(name="fake-model", base_url=BASE_URL, vision=True)
         llm = LLM({"code": spec, "review": spec, "vision": spec}, shipped_llm(max_concurrency=2),
-                  {"OPENAI_API_KEY": "test-key"})
+                  {"OPENAI_API_KEY": "test-key"}, providers=scripted.providers("code", "review", "vision", spec=spec))
         ctx = PhaseContext(run, run_config("review.num_reviews_ensemble=2", "review.num_reflections=2",
                                            "review.num_fs_examples=0"), llm, NullTracker())
         out = run_phase(ctx)
         assert out == {"file": "review.json", "Overall": 5, "Decision": "Reject", "figures_reviewed": 1}
-        reviews = [b for _, b, _ in server.requests if not b.get("tools")]
+        reviews = [b for _, b, _ in scripted.requests if not b.get("tools")]
         assert "modular arithmetic" in json.dumps(reviews[0]["messages"])  # the PDF's text reached the reviewer
         assert reviews[0]["temperature"] == 0.1
-        n = len(server.requests)
+        n = len(scripted.requests)
         assert n == 2 * 2 + 1 + 1  # two members (a review, then a reflection saying "I am done"), meta, a figure
         review = json.loads((run / "review.json").read_text())
         assert review["Summary"] == "Meta: a small study." and len(review["Ensemble"]) == 2
         assert review["Figures"][0]["issues"] == ["no axis labels"]
         # a resumed phase does not review again
         run_phase(ctx)
-        assert len(server.requests) == n
+        assert len(scripted.requests) == n
         # Overall and Decision reach summary.json
         write_json(run / "phases" / "review.json", {"name": "review", "status": "done", "attempts": [],
                                                     "outputs": out})

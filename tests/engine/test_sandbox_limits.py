@@ -53,10 +53,9 @@ def test_fork_bomb_stops_at_pids_max(tmp_path):
         except OSError:
             time.sleep(60)
     """
-    start = time.monotonic()
-    out = run(tmp_path, code, max_procs=40, timeout_s=60)
+    # stopped at pids.max within 20 s of starting: the sandbox's own timeout would otherwise have won
+    out = run(tmp_path, code, max_procs=40, timeout_s=20)
     assert out.killed_reason == "processes" and out.exc_type == "ProcessLimit"
-    assert time.monotonic() - start < 20
 
 
 def test_many_files_are_stopped(tmp_path):

@@ -19,6 +19,7 @@ from engine.llm.models import spec_from_dict
 from engine.llm.service import LLM
 from engine.phase import PhaseContext
 from tests.conftest import REPO
+from tests.scripted_model import BASE_URL, ScriptedModel
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE / "fixtures"
@@ -40,11 +41,12 @@ def run_config(topic_file: Path | None = None, concurrency: int = 4, **ideas: An
                                llm=dataclasses.replace(cfg.llm, max_concurrency=concurrency))
 
 
-def make_llm(server: Any, concurrency: int = 4) -> LLM:
-    spec = spec_from_dict({"name": "fake-model", "base_url": server.base_url})
+def make_llm(model: ScriptedModel, concurrency: int = 4) -> LLM:
+    """The run's LLM with the code and ideation roles answered by `model`, in this process."""
+    spec = spec_from_dict({"name": "fake-model", "base_url": BASE_URL})
     return LLM({"code": spec, "ideation": spec}, shipped_llm(max_concurrency=concurrency, max_retries=0,
                                                              timeout_s=10),
-               {"OPENAI_API_KEY": "test-key"})
+               {"OPENAI_API_KEY": "test-key"}, providers=model.providers("code", "ideation", spec=spec))
 
 
 class RecordingTracker:
@@ -101,9 +103,9 @@ def idea_json(name: str, title: str, interest: int = 7) -> dict[str, Any]:
 
 
 class IdeaModel:
-    """A responder(path, body) for FakeLLMServer that answers from the request alone (no hidden state), so a
-    rerun gets the same answers: round 1 searches once then drafts; later rounds search once then refine;
-    done from round `done_at`. `shared` slots all draft the same idea first; `off_topic` slots drift."""
+    """A responder(path, body) for ScriptedModel (or FakeLLMServer) that answers from the request alone (no hidden
+    state), so a rerun gets the same answers: round 1 searches once then drafts; later rounds search once then
+    refine; done from round `done_at`. `shared` slots all draft the same idea first; `off_topic` slots drift."""
 
     def __init__(self, done_at: int = 2, shared: tuple[int, ...] = (), off_topic: tuple[int, ...] = (),
                  not_novel: tuple[str, ...] = ()):

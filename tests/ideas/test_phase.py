@@ -1,4 +1,5 @@
-"""The ideas phase end to end: a scripted model over the real wire format, a fake literature."""
+"""The ideas phase end to end: an in-process scripted model (the engine's own OpenAI provider around it), a
+fake literature. The wire format has tests of its own (tests/engine/test_llm.py, the pipeline runs)."""
 import dataclasses
 import json
 import logging
@@ -11,8 +12,8 @@ import pytest
 from engine.errors import EngineError
 from engine.ideas import OFFLINE_LABEL, run_phase
 from engine.literature import LiteratureConfig, LiteratureError
-from tests.fake_llm_server import FakeLLMServer
 from tests.ideas.helpers import FIXTURES, FakeLiterature, IdeaModel, Killer, contents, context, make_llm, run_config
+from tests.scripted_model import ScriptedModel
 
 V2 = ("Name", "Title", "Short Hypothesis", "Related Work", "Abstract", "Experiments", "Risk Factors and Limitations")
 V1 = ("Experiment", "Interestingness", "Feasibility", "Novelty", "novel")
@@ -29,10 +30,10 @@ def read(run_dir, name):
 def test_generation_search_drift_duplicates_and_novelty(tmp_path):
     model = IdeaModel(done_at=2, shared=(1, 2), off_topic=(3,), not_novel=("idea_1_alt", "idea_2_alt"))
     lit = FakeLiterature()
-    with FakeLLMServer(responder=model) as server:
-        ctx = context(tmp_path, run_config(num_ideas=3, num_reflections=3, novelty_rounds=3), make_llm(server), lit)
+    with ScriptedModel(responder=model) as scripted:
+        ctx = context(tmp_path, run_config(num_ideas=3, num_reflections=3, novelty_rounds=3), make_llm(scripted), lit)
         out = run_phase(ctx)
-        requests = [body for _, body, _ in server.requests]
+        requests = [body for _, body, _ in scripted.requests]
 
     data = read(tmp_path, "ideas.json")
     ideas, dropped = data["ideas"], data["dropped"]
@@ -80,9 +81,9 @@ def test_generation_search_drift_duplicates_and_novelty(tmp_path):
 
 
 def full_run(run_dir, responder, lit, **ideas):
-    with FakeLLMServer(responder=responder) as server:
-        out = run_phase(context(run_dir, run_config(concurrency=1, **ideas), make_llm(server, 1), lit))
-        return out, len(server.requests)
+    with ScriptedModel(responder=responder) as scripted:
+        out = run_phase(context(run_dir, run_config(concurrency=1, **ideas), make_llm(scripted, 1), lit))
+        return out, len(scripted.requests)
 
 
 # killed: 2 mid-round after a search, 7 at the topic check, 9 at the novelty decision after its search,
@@ -110,10 +111,10 @@ def test_a_rerun_after_a_kill_repeats_no_finished_call_or_query(tmp_path, kill_a
 def test_literature_down_novelty_unchecked_and_the_run_goes_on(tmp_path, caplog):
     lit = FakeLiterature(fail=LiteratureError("q", {"semantic_scholar": "429 x3", "arxiv": "timeout"}, "Try later."))
     caplog.set_level(logging.WARNING)
-    with FakeLLMServer(responder=IdeaModel(done_at=1)) as server:
+    with ScriptedModel(responder=IdeaModel(done_at=1)) as scripted:
         out = run_phase(context(tmp_path, run_config(num_ideas=2, num_reflections=2, novelty_rounds=3),
-                                make_llm(server), lit))
-        requests = [body for _, body, _ in server.requests]
+                                make_llm(scripted), lit))
+        requests = [body for _, body, _ in scripted.requests]
     ideas = read(tmp_path, "ideas.json")["ideas"]
     assert out["num_ideas"] == 2 and out["num_novel"] == 0
     for idea in ideas:
@@ -135,18 +136,18 @@ def test_the_real_literature_client_failing_leaves_novelty_unchecked(tmp_path):
         "engines": ["arxiv"], "results_per_query": 10, "timeout_s": 5, "max_attempts": 1, "max_wait_s": 1,
         "breaker_failures": 3, "arxiv": {"base_url": f"http://127.0.0.1:{port}", "requests_per_s": 100}})
     cfg = dataclasses.replace(run_config(num_ideas=1, num_reflections=1, novelty_rounds=2), literature=lit_cfg)
-    with FakeLLMServer(responder=IdeaModel(done_at=1)) as server:
-        run_phase(context(tmp_path, cfg, make_llm(server)))
+    with ScriptedModel(responder=IdeaModel(done_at=1)) as scripted:
+        run_phase(context(tmp_path, cfg, make_llm(scripted)))
     [idea] = read(tmp_path, "ideas.json")["ideas"]
     assert idea["novelty"]["decision"] == "unchecked" and idea["novel"] is None
     assert "arxiv: connection error" in idea["novelty"]["reason"]
 
 
 def test_topic_file_without_template(tmp_path):
-    with FakeLLMServer(responder=IdeaModel(done_at=1)) as server:
+    with ScriptedModel(responder=IdeaModel(done_at=1)) as scripted:
         cfg = run_config(FIXTURES / "topic.md", num_ideas=1, num_reflections=1, check_novelty=False)
-        out = run_phase(context(tmp_path, cfg, make_llm(server), FakeLiterature()))
-        draft = next(body for _, body, _ in server.requests if tool_of(body) == "propose_idea")
+        out = run_phase(context(tmp_path, cfg, make_llm(scripted), FakeLiterature()))
+        draft = next(body for _, body, _ in scripted.requests if tool_of(body) == "propose_idea")
     assert "Title: Compositional Generalisation in Small Transformers" in contents(draft)[0]
     assert "# The code the experiments start from" not in contents(draft)[0]
     [idea] = read(tmp_path, "ideas.json")["ideas"]
@@ -182,9 +183,9 @@ def test_ideas_index_picks_and_out_of_range_is_an_error(tmp_path):
 def test_loaded_ideas_unchanged_and_checked_with_a_model(tmp_path):
     raw = json.loads((FIXTURES / "v1_seed_ideas.json").read_text())
     lit = FakeLiterature()
-    with FakeLLMServer(responder=IdeaModel()) as server:
-        out = run_phase(context(tmp_path, run_config(load=FIXTURES / "v1_seed_ideas.json"), make_llm(server), lit))
-        tools = [tool_of(body) for _, body, _ in server.requests]
+    with ScriptedModel(responder=IdeaModel()) as scripted:
+        out = run_phase(context(tmp_path, run_config(load=FIXTURES / "v1_seed_ideas.json"), make_llm(scripted), lit))
+        tools = [tool_of(body) for _, body, _ in scripted.requests]
     ideas = read(tmp_path, "ideas.json")["ideas"]
     assert set(tools) == {"novelty_step"}  # no generation; the idea that carries a decision is not re-checked
     assert lit.queries == ["novelty embedding_norm"]

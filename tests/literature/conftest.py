@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import tenacity
 import yaml
 
 from engine.literature import LiteratureConfig, LiteratureSearch
@@ -28,6 +30,15 @@ def config(server: FakeScholarServer, **overrides: Any) -> LiteratureConfig:
         raw[name] = {**raw[name], "base_url": server.base_url(name), "requests_per_s": 50.0}
     raw.update(overrides)
     return LiteratureConfig.from_dict(raw)
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The back-off waits the client asks tenacity for, in order, recorded instead of slept: the tests assert on
+    the waits themselves (deterministic) rather than on a wall-clock that load on the machine stretches."""
+    asked: list[float] = []
+    monkeypatch.setattr(tenacity.nap, "time", SimpleNamespace(sleep=asked.append))  # tenacity's documented hook
+    return asked
 
 
 @pytest.fixture

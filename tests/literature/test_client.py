@@ -1,65 +1,65 @@
-"""Fallback, retries, breaker, cache and threads of LiteratureSearch against the fake server."""
+"""Fallback, retries, breaker, cache and threads of LiteratureSearch against the fake server. Back-off waits and
+the rate limiter's spacing are recorded (the `waits` fixture, a frozen clock), not measured on the wall-clock."""
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 
 from engine.errors import EngineError
-from engine.literature import LiteratureError, LiteratureSearch
+from engine.literature import LiteratureError, LiteratureSearch, ratelimit
 from tests.literature.conftest import config
 from tests.literature.fake_scholar_server import paper
 
-
-def timed(fn, *args, **kwargs):
-    start = time.monotonic()
-    result = fn(*args, **kwargs)
-    return result, time.monotonic() - start
+pytestmark = pytest.mark.usefixtures("waits")  # no test here sleeps through a back-off
 
 
-def test_retry_after_is_honoured_and_bounded(server, make_client):
-    # 1.6 s: longer than the first back-off step without a header (1 s + up to 0.5 s jitter)
+def test_retry_after_is_honoured_and_bounded(server, make_client, waits):
+    # 1.6 s: not a first back-off step without a header (1 s + up to 0.5 s jitter), so only the header gives it
     server.script["semantic_scholar"] = [{"status": 429, "retry_after": "1.6"}]
     client = make_client(max_wait_s=3.0)
-    papers, wall = timed(client.search, "grokking")
+    papers = client.search("grokking")
     assert papers[0].engine == "semantic_scholar"
-    t0, t1 = (r.time for r in server.requests)
-    assert t1 - t0 >= 1.6 and wall < 2.6
+    assert waits == [1.6]
     assert client.requests == {"semantic_scholar": 2, "openalex": 0, "arxiv": 0}
 
 
-def test_retry_after_longer_than_max_wait_moves_on_at_once(server, make_client):
+def test_retry_after_longer_than_max_wait_moves_on_at_once(server, make_client, waits):
     server.default["semantic_scholar"] = {"status": 429, "retry_after": "60"}
     client = make_client(max_wait_s=5.0)
-    papers, wall = timed(client.search, "grokking")
-    assert papers[0].engine == "openalex" and wall < 1.0
+    papers = client.search("grokking")
+    assert papers[0].engine == "openalex" and waits == []  # no wait at all before the next engine
     assert client.requests["semantic_scholar"] == 1
 
 
-def test_429_storm_moves_to_the_next_engine_quickly(server, make_client):
+def test_429_storm_moves_to_the_next_engine_quickly(server, make_client, waits):
     server.default["semantic_scholar"] = {"status": 429}  # no Retry-After: exponential back-off capped at max_wait_s
     client = make_client(max_attempts=3, max_wait_s=0.3)
-    papers, wall = timed(client.search, "grokking")
-    assert papers[0].engine == "openalex" and wall < 3.0
+    papers = client.search("grokking")
+    assert papers[0].engine == "openalex" and len(waits) == 2 and all(0 < w <= 0.3 for w in waits)
     assert client.requests["semantic_scholar"] == 3 and client.stats()["answered"]["openalex"] == 1
 
 
-def test_429_storm_with_the_shipped_defaults_takes_seconds_not_minutes(server, make_client):
+def test_429_storm_with_the_shipped_defaults_takes_seconds_not_minutes(server, make_client, waits):
     server.default["semantic_scholar"] = {"status": 429}
     client = make_client(max_attempts=3, max_wait_s=20.0)  # as in conf/literature/default.yaml
-    papers, wall = timed(client.search, "grokking")
+    papers = client.search("grokking")
     assert papers[0].engine == "openalex" and client.requests["semantic_scholar"] == 3
-    assert 3.0 <= wall < 5.0  # back-off 1 s + 2 s (+ jitter), then the next engine
+    first, second = waits  # back-off 1 s, then 2 s, each plus up to 0.5 s of jitter; then the next engine
+    assert 1.0 <= first <= 1.5 and 2.0 <= second <= 2.5
 
 
-def test_timeouts_are_retried_then_fall_back(server, make_client):
+def test_timeouts_are_retried_then_fall_back(server, make_client, waits, caplog):
     server.default["semantic_scholar"] = {"delay": 1.0}
     client = make_client(timeout_s=0.2, max_attempts=2, max_wait_s=0.1)
-    papers, wall = timed(client.search, "grokking")
-    assert papers[0].engine == "openalex" and client.requests["semantic_scholar"] == 2 and wall < 2.0
+    with caplog.at_level(logging.INFO, logger="engine.literature"):
+        papers = client.search("grokking")
+    assert papers[0].engine == "openalex" and client.requests["semantic_scholar"] == 2
+    # both attempts ended at the client's timeout, not at the slow answer; one short wait between them
+    assert "semantic_scholar failed for 'grokking': timeout x2" in caplog.text and len(waits) == 1 and waits[0] <= 0.1
 
 
 def test_breaker_skips_a_failing_engine_on_later_queries(server, make_client, caplog):
@@ -94,15 +94,14 @@ def test_auth_failure_disables_the_engine_naming_the_key(server, make_client, ca
     assert any("S2_API_KEY" in r.getMessage() for r in caplog.records)
 
 
-def test_all_engines_down_raise_one_error_naming_each(server, make_client):
+def test_all_engines_down_raise_one_error_naming_each(server, make_client, waits):
     server.default["semantic_scholar"] = {"status": 429, "retry_after": "0"}
     server.default["openalex"] = {"status": 503}
     server.default["arxiv"] = {"delay": 2.0}
     client = make_client(timeout_s=0.3, max_attempts=3, max_wait_s=0.2)
-    start = time.monotonic()
     with pytest.raises(LiteratureError) as e:
         client.search("grokking")
-    assert time.monotonic() - start < 4.0
+    assert len(waits) == 6 and max(waits) <= 0.2  # two waits per engine, each capped at max_wait_s
     message = str(e.value)
     assert "semantic_scholar: 429 x3" in message and "openalex: 503 x3" in message and "arxiv: timeout x3" in message
     assert isinstance(e.value, EngineError) and set(e.value.reasons) == {"semantic_scholar", "openalex", "arxiv"}
@@ -168,7 +167,10 @@ def test_concurrent_searches_from_threads(server, make_client):
     assert client.stats()["queries"] == 12 and client.cache_hits == 8
 
 
-def test_rate_limit_spaces_requests_across_threads(server, tmp_path):
+def test_rate_limit_spaces_requests_across_threads(server, tmp_path, monkeypatch):
+    # a frozen clock: every thread asks at the same instant, so the limiter's waits are exactly its slots
+    slept: list[float] = []
+    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(monotonic=lambda: 100.0, sleep=slept.append))
     cfg = config(server, engines=["arxiv"])
     cfg = replace(cfg, engines=tuple(replace(e, requests_per_s=5.0) for e in cfg.engines))
     with LiteratureSearch(cfg, {}, tmp_path) as client:
@@ -177,9 +179,8 @@ def test_rate_limit_spaces_requests_across_threads(server, tmp_path):
             t.start()
         for t in threads:
             t.join(10)
-    times = sorted(r.time for r in server.requests)
-    assert len(times) == 4
-    assert all(b - a >= 0.18 for a, b in zip(times, times[1:]))
+    assert len(server.requests) == 4
+    assert sorted(slept) == pytest.approx([0.2, 0.4, 0.6])  # the first at once, then one slot of 1/5 s each
 
 
 def test_blank_query_and_bad_limit(make_client, server):

@@ -11,7 +11,7 @@ from search.journal import Journal
 from search.node import Node
 from search.offline import OfflineProposer, specs_from_code
 from search.operators import BaselineFirst, NothingLeft, StageBrief
-from tests.conftest import FIXTURES, launch, one_stage
+from tests.conftest import FIXTURES, NO_RAY, launch, one_stage
 
 ODE = (FIXTURES / "v1_ode_template" / "experiment.py").read_text()
 
@@ -103,7 +103,7 @@ def test_without_any_tunable_only_the_baseline_is_proposed():
 def test_ode_template_offline_through_the_launcher(tmp_path):
     run_dir = tmp_path / "run"
     res = launch("+topic=template", f"topic.path={FIXTURES / 'v1_ode_template'}", "topic.metric=peak_infected_fraction",
-                 "topic.direction=minimize", *one_stage(4), "search.num_drafts=2", "tracking=none",
+                 "topic.direction=minimize", *one_stage(4), "search.num_drafts=2", "tracking=none", NO_RAY,
                  f"hydra.run.dir={run_dir}")
     assert res.returncode == 0, res.stderr[-3000:]
     s = json.loads((run_dir / "summary.json").read_text())
@@ -129,7 +129,7 @@ def test_a_template_without_numbers_runs_its_baseline_and_ends_with_the_reason(t
     (template / "seed_ideas.json").write_text(json.dumps([{"Name": "n", "Title": "t", "Experiment": "e"}]))
     run_dir = tmp_path / "run"
     res = launch("+topic=template", f"topic.path={template}", "topic.metric=score", "topic.direction=maximize",
-                 *one_stage(3), "tracking=none", f"hydra.run.dir={run_dir}")
+                 *one_stage(3), "tracking=none", NO_RAY, f"hydra.run.dir={run_dir}")
     assert res.returncode == 0, res.stderr[-3000:]
     s = json.loads((run_dir / "summary.json").read_text())
     assert s["status"] == "finished" and s["nodes"]["total"] == 1 and s["baseline"] == 2.0

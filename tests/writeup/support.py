@@ -19,6 +19,7 @@ from engine.llm.models import spec_from_dict
 from engine.llm.service import LLM
 from engine.phase import PhaseContext
 from engine.tracking import NullTracker
+from tests.scripted_model import BASE_URL, ScriptedModel
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE_RUN = Path(__file__).resolve().parent / "fixtures" / "smoke_run"
@@ -48,10 +49,11 @@ def context(run_dir: Path, cfg: RunConfig, llm: LLM | None = None, literature: o
     return PhaseContext(run_dir, cfg, llm, NullTracker(), _literature=literature)
 
 
-def fake_llm(base_url: str, vision: bool = False, retries: int = 0) -> LLM:
-    spec = spec_from_dict({"name": "fake-model", "base_url": base_url, "vision": vision})
+def fake_llm(model: ScriptedModel, vision: bool = False) -> LLM:
+    """The writeup's roles (and vision, if asked) answered by `model`, in this process."""
+    spec = spec_from_dict({"name": "fake-model", "base_url": BASE_URL, "vision": vision})
     roles = {"writeup": spec, "citation": spec} | ({"vision": spec} if vision else {})
-    return LLM(roles, shipped_llm(max_retries=retries, timeout_s=30), ENV)
+    return LLM(roles, shipped_llm(max_retries=0, timeout_s=30), ENV, providers=model.providers(*roles, spec=spec))
 
 
 @dataclass(frozen=True)

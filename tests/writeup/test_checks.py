@@ -39,6 +39,14 @@ def test_integrity_ignores_references_lengths_years_and_identifiers():
     assert sorted(t["number"] for t in traced) == ["150", "3e-3", "3e-3", "93.1"]
 
 
+def test_a_node_id_that_reads_as_an_exponent_is_no_number():
+    # the results report quotes node ids (12 hex digits); about 1 id in 280 is digits, an e, digits, and a float
+    # of it overflowed: the writeup crashed for such a run
+    tex = doc("The best run took 150 steps.", "Nodes (1439e3519430) and (0e123456) ran 150 steps.")
+    traced, untraced = trace_numbers(tex, NUMBERS)
+    assert untraced == [] and [t["number"] for t in traced] == ["150", "150"]
+
+
 def test_invented_numbers_are_reported_with_context():
     tex = doc("We reach 87.3\\% accuracy.", "The loss fell to 0.042 after 150 steps.")
     _, untraced = trace_numbers(tex, NUMBERS)

@@ -23,7 +23,7 @@ from engine.writeup.figures import Figure, make_figures
 from engine.writeup.figures.checks import Candidate, blank_reason, check_set, gray
 from engine.writeup.figures.data import load_run
 from engine.writeup.figures.staging import stage_run
-from tests.fake_llm_server import FakeLLMServer
+from tests.scripted_model import BASE_URL, ScriptedModel
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -42,6 +42,14 @@ def run_dir(tmp_path):
     return copy_run(tmp_path / "run")
 
 
+@pytest.fixture(scope="module")
+def drawn(tmp_path_factory):
+    """A run whose figure set was drawn offline with the default settings, and that set: drawn once for the tests
+    that only read it (a test that changes the run works on its own copy)."""
+    run = copy_run(tmp_path_factory.mktemp("drawn") / "run")
+    return run, make_figures(context(run), run / "paper" / "figures")
+
+
 def context(run: Path, llm=None, **writeup) -> PhaseContext:
     raw = OmegaConf.to_container(OmegaConf.load(run / "config.yaml"), resolve=True)
     cfg = config_mod.build(raw)
@@ -55,8 +63,8 @@ def index_of(run: Path) -> dict:
 
 
 # -- offline: our own figures ---------------------------------------------------------------------------------
-def test_offline_figures_are_real_pngs_with_existing_sources(run_dir):
-    figures = make_figures(context(run_dir), run_dir / "paper" / "figures")
+def test_offline_figures_are_real_pngs_with_existing_sources(drawn):
+    run_dir, figures = drawn
     assert len(figures) >= 4
     assert all(isinstance(f, Figure) and f.source == "engine" for f in figures)
     assert len({f.label for f in figures}) == len(figures) and all(f.label.startswith("fig:") for f in figures)
@@ -78,9 +86,9 @@ def test_offline_figures_are_real_pngs_with_existing_sources(run_dir):
     assert index["model"]["role"] is None
 
 
-def test_resumed_call_reuses_the_set_without_drawing(run_dir):
+def test_resumed_call_reuses_the_set_without_drawing(drawn, tmp_path):
+    run_dir, first = shutil.copytree(drawn[0], tmp_path / "run"), drawn[1]  # a run whose set was drawn
     out = run_dir / "paper" / "figures"
-    first = make_figures(context(run_dir), out)
     stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()}
     again = make_figures(context(run_dir), out)
     assert again == first
@@ -100,9 +108,8 @@ def test_max_figures_caps_the_set(run_dir):
 
 
 # -- the checks --------------------------------------------------------------------------------------------
-def test_checks_drop_blank_and_duplicate_pictures_but_keep_similar_plots(run_dir, tmp_path):
-    make_figures(context(run_dir), run_dir / "paper" / "figures")
-    figs = run_dir / "paper" / "figures"
+def test_checks_drop_blank_and_duplicate_pictures_but_keep_similar_plots(drawn, tmp_path):
+    figs = drawn[0] / "paper" / "figures"
     original = figs / "search_progress.png"
     planted = tmp_path / "planted"
     planted.mkdir()
@@ -201,10 +208,11 @@ json.dump([{"file": "leak.png", "caption": "leaked", "data": []}], open("figures
 """
 
 
-def scripted(server: FakeLLMServer, programs: list[str]) -> LLM:
-    server.script = [{"text": f"Here is the program.\n```python\n{p}\n```"} for p in programs]
-    spec = ModelSpec(name="fake-model", base_url=server.base_url)
-    return LLM({"code": spec}, shipped_llm(max_retries=0, timeout_s=20), {"OPENAI_API_KEY": "test-key"})
+def scripted(model: ScriptedModel, programs: list[str]) -> LLM:
+    model.script = [{"text": f"Here is the program.\n```python\n{p}\n```"} for p in programs]
+    spec = ModelSpec(name="fake-model", base_url=BASE_URL)
+    return LLM({"code": spec}, shipped_llm(max_retries=0, timeout_s=20), {"OPENAI_API_KEY": "test-key"},
+               providers=model.providers("code", spec=spec))
 
 
 def user_texts(body: dict) -> str:
@@ -213,11 +221,11 @@ def user_texts(body: dict) -> str:
 
 @needs_bwrap
 def test_model_program_retried_with_its_error_then_used(run_dir):
-    with FakeLLMServer() as server:
-        ctx = context(run_dir, scripted(server, [BROKEN, WORKS]), plot_retries=3)
+    with ScriptedModel() as coder:
+        ctx = context(run_dir, scripted(coder, [BROKEN, WORKS]), plot_retries=3)
         figures = make_figures(ctx, run_dir / "paper" / "figures")
-        assert len(server.requests) == 2
-    first, second = (user_texts(body) for _, body, _ in server.requests)
+        assert len(coder.requests) == 2
+    first, second = (user_texts(body) for _, body, _ in coder.requests)
     assert "data/index.json" in first and "run_0/curves.json" in first and "step_val_acc_99" in first
     assert "KeyError" in second and "no_such_dataset" in second
     model = [f for f in figures if f.source == "model"]
@@ -249,10 +257,10 @@ def test_model_program_cannot_read_the_run_outside_data(tmp_path, where):
     try:
         run = copy_run(base / "run")
         leak = LEAK.replace("RUN_DIR", repr(str(run.resolve())))
-        with FakeLLMServer() as server:
-            figures = make_figures(context(run, scripted(server, [leak, WORKS]), plot_retries=2),
+        with ScriptedModel() as coder:
+            figures = make_figures(context(run, scripted(coder, [leak, WORKS]), plot_retries=2),
                                    run / "paper" / "figures")
-            second = user_texts(server.requests[1][1])
+            second = user_texts(coder.requests[1][1])
         assert "config.yaml" in second and ("FileNotFoundError" in second or "PermissionError" in second)
         attempts = index_of(run)["model"]["attempts"]
         assert [a["ok"] for a in attempts] == [False, True]
@@ -264,9 +272,9 @@ def test_model_program_cannot_read_the_run_outside_data(tmp_path, where):
 
 
 def test_all_attempts_failing_falls_back_to_our_figures(run_dir):
-    with FakeLLMServer() as server:
-        figures = make_figures(context(run_dir, scripted(server, [BROKEN, BROKEN]), plot_retries=2),
+    with ScriptedModel() as coder:
+        figures = make_figures(context(run_dir, scripted(coder, [BROKEN, BROKEN]), plot_retries=2),
                                run_dir / "paper" / "figures")
-        assert len(server.requests) == 2
+        assert len(coder.requests) == 2
     assert len(figures) >= 4 and all(f.source == "engine" for f in figures)
     assert [a["ok"] for a in index_of(run_dir)["model"]["attempts"]] == [False, False]

@@ -1,6 +1,6 @@
-"""The paper written through the fake model server (real OpenAI wire format) with fake literature: citation
-rounds, a draft, refinement, figure notes from a vision model, and the compile loop that sends LaTeX errors and
-check findings back until the paper compiles and checks out."""
+"""The paper written by an in-process scripted model (through the engine's own OpenAI provider) with fake
+literature: citation rounds, a draft, refinement, figure notes from a vision model, and the compile loop that sends
+LaTeX errors and check findings back until the paper compiles and checks out."""
 import json
 import subprocess
 
@@ -9,7 +9,7 @@ import pytest
 from engine.literature.errors import LiteratureError
 from engine.writeup import run_phase
 from engine.writeup.preflight import missing_tools
-from tests.fake_llm_server import FakeLLMServer
+from tests.scripted_model import ScriptedModel
 from tests.writeup.paper_model import CLEAN, FIGURE, PaperModel
 from tests.writeup.support import FakeLiterature, context, fake_llm, install_fake_figures, run_config, smoke_copy
 
@@ -21,8 +21,8 @@ def write(tmp_path, monkeypatch, model, *overrides, vision=False, literature=Non
     run = smoke_copy(tmp_path)
     cfg = run_config("writeup.num_cite_rounds=3", "writeup.compile_rounds=2", *overrides,
                      own_format=tmp_path / "bare_template" if own_format else None)
-    with FakeLLMServer(responder=model) as server:
-        out = run_phase(context(run, cfg, fake_llm(server.base_url, vision=vision), literature or FakeLiterature()))
+    with ScriptedModel(responder=model) as scripted:
+        out = run_phase(context(run, cfg, fake_llm(scripted, vision=vision), literature or FakeLiterature()))
     integrity = json.loads((run / "paper" / "integrity.json").read_text())
     return run, out, integrity
 
@@ -130,14 +130,14 @@ def test_resume_continues_where_the_model_failed(tmp_path, monkeypatch):
         return first(path, body)
 
     lit = FakeLiterature()
-    with FakeLLMServer(responder=flaky) as server:
-        out = run_phase(context(run, cfg, fake_llm(server.base_url), lit))
+    with ScriptedModel(responder=flaky) as scripted:
+        out = run_phase(context(run, cfg, fake_llm(scripted), lit))
     assert out["kind"] == "results report" and "the model calls failed" in out["why_report"]
     assert (run / "paper" / "paper_model_draft.tex").is_file()
     assert len(first.calls["revise_section"]) == 3 and len(lit.queries) == 1
     second = PaperModel()
-    with FakeLLMServer(responder=second) as server:
-        out = run_phase(context(run, cfg, fake_llm(server.base_url), lit))
+    with ScriptedModel(responder=second) as scripted:
+        out = run_phase(context(run, cfg, fake_llm(scripted), lit))
     assert out["kind"] == "paper" and out["checks_ok"] and out["citations"] == 2
     # nothing done before is asked again: no citation round, no draft, only the five sections left to refine
     assert "next_search" not in second.calls and "write_paper" not in second.calls
