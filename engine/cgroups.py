@@ -60,7 +60,10 @@ class NodeCgroup:
             return
         freezer = self.dirs.get("freezer")
         if freezer is not None:  # frozen tasks can neither fork nor exit, so the list read below stays true
-            _write(freezer / "freezer.state", "FROZEN")
+            try:
+                _write(freezer / "freezer.state", "FROZEN")
+            except FileNotFoundError:
+                return  # the group was removed meanwhile (its node finished): nothing is left to kill
             deadline = time.monotonic() + 1.0
             while _read(freezer / "freezer.state").strip() != "FROZEN" and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -77,7 +80,10 @@ class NodeCgroup:
                 break
             time.sleep(0.01)
         if freezer is not None:
-            _write(freezer / "freezer.state", "THAWED")
+            try:
+                _write(freezer / "freezer.state", "THAWED")
+            except FileNotFoundError:
+                pass  # removed while it was being killed
 
     def remove(self, wait_s: float = 5.0) -> None:
         """Kill what is left and delete the group's folders (a group is removable once its tasks are gone)."""
