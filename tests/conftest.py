@@ -17,6 +17,14 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Files with a slow test run first. The suite runs on two pytest-xdist workers, a file at a time
+    (pyproject.toml); handing out the long files first leaves only short ones for the end, so the two workers
+    finish close together instead of one waiting on the other's last long file."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: the order within each group is kept
+
+
 @pytest.fixture
 def v1_template(tmp_path: Path) -> Path:
     """A writable copy of the v1-format toy template (no manifest)."""
@@ -53,8 +61,9 @@ def one_stage(max_nodes: int) -> list[str]:
 
 
 # Runs whose point is not Ray put their nodes in sandboxed subprocesses of the launcher (cluster=threads): a
-# private Ray instance costs 5 to 30 s to start on a loaded 2-core machine. Ray itself is run by test_launch.py (the
-# v1 template, a killed runner, misbehaving nodes), the SIGTERM resume, the grokking smoke run,
+# private Ray instance costs 5 to 30 s to start and stop on a loaded 2-core machine. Ray itself is run by
+# test_launch.py (a killed runner, misbehaving nodes), the SIGTERM resume, the grokking smoke run (the README's main
+# job as it is), the sweep (runs with a model on one Ray instance), the ICLR benchmark,
 # tests/engine/test_ray_engine.py and tests/engine/test_real_cluster.py.
 NO_RAY = "cluster=threads"
 

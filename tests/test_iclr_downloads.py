@@ -22,13 +22,16 @@ PDF = b"%PDF-1.4 tiny\n"
 
 class PaperServer:
     """GET /pdf?id=<id>. `plan[id]` is a list of answers used in turn (the last one repeats): "ok", "429"
-    (with Retry-After: 1), "500", "404", "slow" (the PDF after 1.5 s). Unlisted ids get "ok"."""
+    (with Retry-After: 1), "500", "404", "slow" (the PDF once the paper `release_on` is asked for again, or after
+    10 s). Unlisted ids get "ok"."""
 
-    def __init__(self, pdfs: dict[str, bytes] | None = None, plan: dict[str, list[str]] | None = None):
-        self.pdfs, self.plan = pdfs or {}, plan or {}
+    def __init__(self, pdfs: dict[str, bytes] | None = None, plan: dict[str, list[str]] | None = None,
+                 release_on: str | None = None):
+        self.pdfs, self.plan, self.release_on = pdfs or {}, plan or {}, release_on
         self.requests: list[tuple[float, str, dict]] = []  # (monotonic time, id, headers)
         self.answered: list[tuple[float, str]] = []  # (monotonic time the answer was sent, id)
         self.lock = threading.Lock()
+        self.release = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,8 +45,12 @@ class PaperServer:
                     server.requests.append((time.monotonic(), pid, {k.lower(): v for k, v in self.headers.items()}))
                     answers = server.plan.get(pid, ["ok"])
                     answer = answers[min(n, len(answers) - 1)]
+                    if pid == server.release_on and n >= 1:
+                        server.release.set()
                 if answer == "slow":
-                    time.sleep(1.5)
+                    server.release.wait(10)
+                    with server.lock:
+                        server.answered.append((time.monotonic(), pid))
                 status = {"429": 429, "500": 500, "404": 404}.get(answer, 200)
                 body = server.pdfs.get(pid, PDF) if status == 200 else b"<html>busy</html>"
                 self.send_response(status)
@@ -53,8 +60,6 @@ class PaperServer:
                     self.send_header("Retry-After", "1")
                 self.end_headers()
                 self.wfile.write(body)
-                with server.lock:
-                    server.answered.append((time.monotonic(), pid))
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -79,7 +84,7 @@ def settings(url, **kw):
 def test_retries_honour_retry_after_a_failing_paper_is_listed_and_the_rest_go_on(tmp_path):
     plan = {"busy": ["429", "ok"], "broken": ["500"], "gone": ["404"], "slow": ["slow"]}
     ids = ["ok1", "busy", "broken", "gone", "slow", "ok2"]
-    with PaperServer(plan=plan) as server:
+    with PaperServer(plan=plan, release_on="busy") as server:
         got = fetch_pdfs(ids, tmp_path / "cache", settings(server.url))
         assert sorted(got.paths) == ["busy", "ok1", "ok2", "slow"]
         assert all(p.read_bytes() == PDF for p in got.paths.values())
@@ -90,8 +95,8 @@ def test_retries_honour_retry_after_a_failing_paper_is_listed_and_the_rest_go_on
         assert len(busy) == 2 and busy[1] - busy[0] >= 0.95  # waited the server's Retry-After: 1
         assert len(server.times("broken")) == 3 and len(server.times("gone")) == 1  # bounded; 404 not retried
         assert {h["user-agent"] for _, _, h in server.requests} == {USER_AGENT}
-        # concurrent: the retry after the 1 s Retry-After came while the slow paper (1.5 s) was being answered,
-        # so the two overlap instead of adding up (the server's own record, not the wall-clock of the whole)
+        # concurrent: the slow paper is answered only once the busy paper's retry (after its 1 s Retry-After) has
+        # come, so a client that waited for one before the other would get it 10 s late (the server's own record)
         [slow_start], [slow_end] = server.times("slow"), [t for t, p in server.answered if p == "slow"]
         assert slow_start < busy[1] < slow_end
         # a second run fetches only what is not in the cache yet

@@ -7,7 +7,7 @@ import pytest
 
 from engine.errors import EngineError
 from engine.experiments import prepare
-from tests.conftest import launch, one_stage, run_config
+from tests.conftest import NO_RAY, launch, one_stage, run_config
 
 
 def summary_of(run_dir):
@@ -16,7 +16,7 @@ def summary_of(run_dir):
 
 def test_v1_template_without_manifest_runs_unchanged(tmp_path, v1_template):
     run_dir = tmp_path / "run"
-    res = launch("+topic=template", f"topic.path={v1_template}", *one_stage(10), "search.num_drafts=2",
+    res = launch("+topic=template", f"topic.path={v1_template}", *one_stage(10), "search.num_drafts=2", NO_RAY,
                  f"hydra.run.dir={run_dir}")
     assert res.returncode == 0, res.stderr[-3000:]
     # no metric declared: the baseline's first metric, direction guessed from the name, with a warning
@@ -122,7 +122,7 @@ def test_misbehaving_nodes_are_stopped_recorded_and_the_search_goes_on(tmp_path,
     (v1_template / "manifest.yaml").write_text(textwrap.dedent("""
         metric: {name: score, direction: maximize}
         tunables: {MODE: {values: [1, 2, 3, 4, 5]}}
-        resources: {timeout_s: 5, memory_gb: 2}
+        resources: {timeout_s: 3, memory_gb: 2}
     """))
     run_dir = tmp_path / "run"
     res = launch("+topic=template", f"topic.path={v1_template}", *one_stage(12), "search.num_drafts=1",

@@ -7,7 +7,7 @@ import subprocess
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import REPO, launch_cmd, one_stage
+from tests.conftest import NO_RAY, REPO, launch_cmd, one_stage
 from tests.fake_llm_server import FakeLLMServer
 
 pytestmark = pytest.mark.slow
@@ -34,6 +34,8 @@ def scripted_model(template_code):
 
 
 def run_engine(*overrides, key="test-key", timeout=300):
+    """The main job's experiment phase. Runs that get past the model check pass NO_RAY (Ray with a model is run by
+    tests/test_sweep.py)."""
     env = os.environ | {"OPENAI_API_KEY": key, "PYTHONUNBUFFERED": "1"}
     return subprocess.run(launch_cmd(*overrides, "tracking=none", "pipeline.phases=[experiments]"), cwd=REPO,
                           capture_output=True, text=True,
@@ -44,7 +46,8 @@ def programs(run_dir):
     return {r["step"]: r["code"] for r in pq.read_table(run_dir / "journal").to_pylist()}
 
 
-def test_search_through_an_openai_compatible_server_then_replay(tmp_path, v1_template):
+def test_search_through_an_openai_compatible_server_then_replay(tmp_path, quick_template):
+    v1_template = quick_template
     code = (v1_template / "experiment.py").read_text()
     run1, run2 = tmp_path / "run1", tmp_path / "run2"
     with FakeLLMServer(responder=scripted_model(code)) as server:
@@ -55,7 +58,7 @@ def test_search_through_an_openai_compatible_server_then_replay(tmp_path, v1_tem
                          "search.num_drafts=2", f"hydra.run.dir={run1}",
                          # one slot and one call at a time: the order of calls, hence every prompt, is the same
                          # when replayed (with more, which parent a step expands depends on timing)
-                         "cluster.slots=1", "llm.max_concurrency=1")
+                         "cluster.slots=1", "llm.max_concurrency=1", NO_RAY)
         assert res.returncode == 0, res.stderr[-3000:]
         n_requests = len(server.requests)
     s = json.loads((run1 / "summary.json").read_text())
@@ -75,7 +78,7 @@ def test_search_through_an_openai_compatible_server_then_replay(tmp_path, v1_tem
     assert n_requests == 4 + 5 + 1  # + the fail-fast check
 
     # replay: no server at all now, same programs byte for byte, experiments executed again
-    res = run_engine("model=replay", f"replay.run={run1}", f"hydra.run.dir={run2}", key="")
+    res = run_engine("model=replay", f"replay.run={run1}", f"hydra.run.dir={run2}", NO_RAY, key="")
     assert res.returncode == 0, res.stderr[-3000:]
     assert programs(run2) == progs
     s2 = json.loads((run2 / "summary.json").read_text())
@@ -121,7 +124,7 @@ def test_grokking_smoke_main_job_driven_by_a_scripted_model(tmp_path):
     with FakeLLMServer(responder=grokking_model()) as server:
         res = run_engine("+topic=grokking", "topic.profile=smoke", *one_stage(4), "search.num_drafts=1",
                          "search.debug_prob=0", f"model.base_url={server.base_url}", "model.name=fake-coder",
-                         "model.prices.input=0.5", "model.prices.output=1.5", f"hydra.run.dir={run_dir}")
+                         "model.prices.input=0.5", "model.prices.output=1.5", NO_RAY, f"hydra.run.dir={run_dir}")
     assert res.returncode == 0, res.stderr[-3000:]
     s = json.loads((run_dir / "summary.json").read_text())
     assert s["proposer"] == "llm (fake-coder)"

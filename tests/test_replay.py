@@ -178,7 +178,9 @@ def test_two_slot_search_replayed_without_the_server_never_gives_a_program_to_an
     improved = [(p, c) for p, c in recorded if p]
     assert improved and all(rate(c) == rate(p) / 2 for p, c in improved)
     res = run_engine("model=replay", f"replay.run={run1}", f"hydra.run.dir={run2}", key="")
-    replayed = children_by_parent(run2)
+    # a miss can come before any node of the replay finished: then it has no journal
+    replayed = children_by_parent(run2) if (run2 / "journal").is_dir() else []
+    assert replayed or res.returncode != 0, res.stderr[-3000:]
     assert all(rate(c) == rate(p) / 2 for p, c in replayed if p), "a replayed program went to another parent"
     if res.returncode == 0:
         assert replayed == recorded

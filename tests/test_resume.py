@@ -11,6 +11,8 @@ import pytest
 
 from tests.conftest import NO_RAY, REPO, launch, launch_cmd, one_stage
 
+pytestmark = pytest.mark.slow
+
 
 def start_run(template, run_dir, max_nodes, *overrides):
     return subprocess.Popen(launch_cmd("+topic=template", f"topic.path={template}", "topic.metric=val_loss",

@@ -9,7 +9,7 @@ import subprocess
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import REPO, launch_cmd
+from tests.conftest import NO_RAY, REPO, launch_cmd
 from tests.fake_llm_server import FakeLLMServer
 
 pytestmark = pytest.mark.slow
@@ -77,7 +77,7 @@ def run_stages(tmp_path, v1_template, valid_plots):
         res = subprocess.run(launch_cmd(
             "+topic=template", f"topic.path={v1_template}", "topic.metric=val_loss", "topic.direction=minimize",
             f"model.base_url={server.base_url}", "model.name=fake-model", "model.vision=true", "tracking=none",
-            "pipeline.phases=[experiments]",
+            "pipeline.phases=[experiments]", NO_RAY,
             "cluster.slots=1", "search.num_drafts=1", "search.debug_prob=0", "search.lookahead=0",
             "stages.initial.max_nodes=3",
             "stages.tuning.max_nodes=3", "stages.agenda.max_nodes=2", "stages.ablations.max_nodes=3",
