@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from engine.errors import EngineError  # a leaf module: stages/ still imports nothing of Ray or the run directory
 from search.journal import Journal
 from search.metric import MetricSpec, MetricValue
 from search.node import Node
@@ -249,9 +250,9 @@ class StagePolicy:
         if len(near) >= 2 and self.setup.select is not None:
             try:
                 best, reason = self.setup.select(near, spec, self.name)
-            except Exception as e:  # noqa: BLE001 - without the model's choice the metric decides (a configuration
-                if type(e).__name__ == "EngineError":  # problem, such as a rejected key, still stops the run)
-                    raise
+            except EngineError:  # a problem the user must fix, such as a rejected key, stops the run
+                raise
+            except Exception as e:  # noqa: BLE001 - without the model's choice the metric decides
                 choice["reason"] += f"; the model tie-break failed: {e}"
             else:
                 tie_break = (f"the model chose node {best.step} among {len(near)} nodes within {tolerance:.0%} of "

@@ -15,8 +15,9 @@ STAGE_KEYS = {"name", "title", "nodes", "best_value", "seed_mean", "seed_stderr"
 @pytest.mark.slow
 def test_grokking_smoke_walks_all_four_stages(tmp_path):
     run_dir = tmp_path / "run"
-    res = launch("+topic=grokking", "topic.profile=smoke", "stages.agenda.offline_max_nodes=2",
-                 "stages.ablations.offline_max_nodes=9", f"hydra.run.dir={run_dir}")
+    res = launch("+topic=grokking", "topic.profile=smoke", "stages.tuning.offline_max_nodes=2",
+                 "stages.agenda.offline_max_nodes=2", "stages.ablations.offline_max_nodes=9",
+                 f"hydra.run.dir={run_dir}")
     assert res.returncode == 0, res.stderr[-3000:]
     s = json.loads((run_dir / "summary.json").read_text())
     assert s["topic"] == "grokking" and s["profile"] == "smoke" and s["status"] == "finished"
@@ -46,7 +47,7 @@ def test_grokking_smoke_walks_all_four_stages(tmp_path):
                                                              "no_warmup"])
     assert {r["parent_id"] for r in ablations} == {records["ablations"]["started_from"]["copy_id"]}
     assert "every ablation switch" in records["ablations"]["why"] and records["ablations"]["completed"]
-    assert records["agenda"]["nodes"] == 2
+    assert records["agenda"]["nodes"] == 2 and len(tuning) == 2
     assert s["nodes"]["total"] == sum(st["nodes"] for st in s["stages"]) and s["nodes"]["copies"] == 3
     assert s["nodes"]["seed_runs"] == len({i for rec in records.values() for i in rec["seeds"]["node_ids"][1:]})
 

@@ -122,17 +122,17 @@ def grokking_model():
 def test_grokking_smoke_main_job_driven_by_a_scripted_model(tmp_path):
     run_dir = tmp_path / "run"
     with FakeLLMServer(responder=grokking_model()) as server:
-        res = run_engine("+topic=grokking", "topic.profile=smoke", *one_stage(4), "search.num_drafts=1",
+        res = run_engine("+topic=grokking", "topic.profile=smoke", *one_stage(3), "search.num_drafts=1",
                          "search.debug_prob=0", f"model.base_url={server.base_url}", "model.name=fake-coder",
                          "model.prices.input=0.5", "model.prices.output=1.5", NO_RAY, f"hydra.run.dir={run_dir}")
     assert res.returncode == 0, res.stderr[-3000:]
     s = json.loads((run_dir / "summary.json").read_text())
     assert s["proposer"] == "llm (fake-coder)"
-    assert s["nodes"] == {"total": 4, "good": 4, "buggy": 0, "copies": 0, "seed_runs": 0}
+    assert s["nodes"] == {"total": 3, "good": 3, "buggy": 0, "copies": 0, "seed_runs": 0}
     rows = sorted(pq.read_table(run_dir / "journal").to_pylist(), key=lambda r: r["step"])
     rates = [float(re.search(r'"--learning_rate", type=float, default=([0-9.e-]+)', r["code"]).group(1))
              for r in rows]
-    assert rates[0] == 0.003 and all(r in (0.006, 0.012, 0.024) for r in rates[1:])
+    assert rates[0] == 0.003 and len(rates) == 3 and all(r in (0.006, 0.012) for r in rates[1:])
     # the model's programs were executed and measured: each wrote its own final_info
     assert all(r["final_info"] and json.loads(r["final_info"])["x_plus_y"]["means"]["final_train_acc"] > 0
                for r in rows)

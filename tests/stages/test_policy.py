@@ -1,6 +1,9 @@
 """A stage's decisions as a policy object (no engine): what it asks for, when it is complete, which node it hands
 on and on what evidence, how stale proposals are judged."""
+import pytest
+
 from engine.config import shipped_policy, stages_config
+from engine.errors import EngineError, TemplateError
 from search.journal import Journal
 from search.metric import MetricSpec
 from search.node import ExecResult, Node
@@ -87,3 +90,29 @@ def test_the_budget_counts_pending_nodes_and_the_metric_gates_parallel_drafts():
     assert first.ask([draft]) is None
     known = StagePolicy(s.stages.settings["initial"], s, None, lambda: SPEC)
     assert known.ask([draft] * 3) is not None and known.ask([draft] * 4) is None  # budget 4
+
+
+def test_a_failed_model_tie_break_leaves_the_choice_to_the_metric_but_a_user_error_stops_the_run():
+    def policy_with(select):
+        s = setup(noise_z=0.0, select=select, tolerance=0.5)
+        start = Node(code=CODE, operator="copy", stage="tuning", metric=1.0, is_buggy=False, step=0)
+        policy = StagePolicy(s.stages.settings["tuning"], s, start, lambda: SPEC, lambda: None, [start])
+        for i, v in enumerate((1.02, 1.03)):
+            policy.tell(Node(code=f"LR = {v}\n", operator="improve", parent_id=start.id, stage="tuning", metric=v,
+                             is_buggy=False, change=f"p{i}", step=i + 1, exec=ExecResult(exit_code=0)))
+        return policy, start
+
+    def timeout(near, spec, name):
+        raise TimeoutError("the model did not answer")
+
+    policy, start = policy_with(timeout)
+    assert policy.decide(Journal([start] + policy.ran))
+    best = policy.decision["best"]
+    assert best["chosen_by"] == "metric" and best["value"] == 1.03 and "tie-break failed: the model did not" in \
+        best["reason"]
+    for error in (EngineError("the API rejected the key in $OPENAI_API_KEY"), TemplateError("t", "f", "bad")):
+        def rejected(near, spec, name, error=error):
+            raise error
+        policy, start = policy_with(rejected)
+        with pytest.raises(EngineError):
+            policy.decide(Journal([start] + policy.ran))
