@@ -188,14 +188,23 @@ def _gets_gpu(env: dict[str, str]) -> bool:
     return share > 0 or any(p.name[6:].isdigit() for p in Path("/dev").glob("nvidia*"))
 
 
+# Room left under RLIMIT_NPROC for the user's other tasks to grow while a node runs (a Ray worker or instance
+# starting beside it adds a hundred threads or more in a second).
+NPROC_ROOM = 256
+
+
 def _nproc_cap(cfg: SandboxConfig, uid: int) -> int:
-    """RLIMIT_NPROC counts every task of the user, so the cap is what the user runs now plus max_procs, and a
-    margin: a fork bomb should be seen by the watchdog (and named) before the kernel refuses its forks."""
+    """RLIMIT_NPROC counts every task of the user, so the cap is what the user runs now plus max_procs plus
+    NPROC_ROOM: a fork bomb must pass max_procs, and be seen by the watchdog and named, before the kernel refuses
+    its forks, even when the user's other processes grow meanwhile. (With a margin of 16, one full test run as a
+    normal user, without cgroups, beside a second test worker, saw a bomb end at its time limit instead of being
+    named; the likely cause is that room taken by the other worker. Not reproduced in 50 tries beside Ray starts.)
+    The kernel's cap only backs the watchdog up, which kills the tree within cfg.poll_s."""
     tasks = 0
     for p in psutil.process_iter(["uids", "num_threads"]):
         if p.info["uids"] is not None and p.info["uids"].real == uid:
             tasks += p.info["num_threads"] or 1
-    return tasks + cfg.max_procs + 16
+    return tasks + cfg.max_procs + NPROC_ROOM
 
 
 def _child_setup(cfg: SandboxConfig, identity: tuple[int, int] | None, cg: cgroups.NodeCgroup | None,
