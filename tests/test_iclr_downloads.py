@@ -29,7 +29,7 @@ class PaperServer:
                  release_on: str | None = None):
         self.pdfs, self.plan, self.release_on = pdfs or {}, plan or {}, release_on
         self.requests: list[tuple[float, str, dict]] = []  # (monotonic time, id, headers)
-        self.answered: list[tuple[float, str]] = []  # (monotonic time the answer was sent, id)
+        self.answered: list[tuple[float, str]] = []  # (monotonic time a held "slow" answer was let go, id)
         self.lock = threading.Lock()
         self.release = threading.Event()
         server = self

@@ -47,11 +47,10 @@ def programs(run_dir):
 
 
 def test_search_through_an_openai_compatible_server_then_replay(tmp_path, quick_template):
-    v1_template = quick_template
-    code = (v1_template / "experiment.py").read_text()
+    code = (quick_template / "experiment.py").read_text()
     run1, run2 = tmp_path / "run1", tmp_path / "run2"
     with FakeLLMServer(responder=scripted_model(code)) as server:
-        res = run_engine("+topic=template", f"topic.path={v1_template}", "topic.metric=val_loss",
+        res = run_engine("+topic=template", f"topic.path={quick_template}", "topic.metric=val_loss",
                          "topic.direction=minimize", f"model.base_url={server.base_url}", "model.name=fake-model",
                          "model.prices.input=1.0", "model.prices.output=2.0", *one_stage(5),
                          "stages.tie_break_tolerance=0",
