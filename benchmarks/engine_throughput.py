@@ -38,12 +38,11 @@ from pathlib import Path
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # read when Ray is imported: loopback only
 import ray  # noqa: E402
 
-from engine.config import shipped_policy, shipped_stages
-from engine.driver import Driver, SearchState
-from engine.node_exec import NodeJob, NodeOutcome, execute_node
-from engine.ray_executor import RayExecutor, RunnerSpec
+from engine.config import shipped_policy, shipped_sandbox, shipped_stages
+from engine.nodes.driver import Driver, SearchState
+from engine.nodes.node_exec import NodeJob, NodeOutcome, execute_node
+from engine.nodes.ray_executor import RayExecutor, RunnerSpec
 from engine.rundir import RunDir
-from engine.sandbox import SandboxConfig
 from search.journal import Journal
 from search.metric import MetricSpec
 from search.operators import Proposal
@@ -63,7 +62,7 @@ json.dump({{"gpu": os.environ["CUDA_VISIBLE_DEVICES"], "start": start, "end": ti
           open("run_0/probe.json", "w"))
 json.dump({{"sim": {{"means": {{"duration": {duration}}}}}}}, open("run_0/final_info.json", "w"))
 """
-SANDBOX = SandboxConfig(timeout_s=600, memory_gb=4, threads=1)
+SANDBOX = shipped_sandbox(timeout_s=600, memory_gb=4, threads=1, plot_timeout_s=10)
 
 
 def workload(n: int, median_s: float, sigma: float, seed: int) -> list[float]:
@@ -72,7 +71,7 @@ def workload(n: int, median_s: float, sigma: float, seed: int) -> list[float]:
 
 
 def job(i: int, duration: float, program: str = SLEEP_PROGRAM) -> NodeJob:
-    return NodeJob(f"sim{i:04d}", program.format(duration=duration), {}, SANDBOX, plot_timeout_s=10)
+    return NodeJob(f"sim{i:04d}", program.format(duration=duration), {}, SANDBOX, None, None)
 
 
 class WorkloadProposer:
@@ -127,7 +126,7 @@ def run_ours(durations: list[float], slots: int, latencies: list[float] | None =
         plan = StagePlan(setup, lambda: state.spec, state.journal, state.new_step)
         ahead = lookahead if lookahead is not None else (slots if latencies else 0)
         driver = Driver(RunDir(tmp), state, WorkloadProposer(durations, latencies), executor,
-                        lambda node: NodeJob(node.id, node.code, {}, SANDBOX, plot_timeout_s=10), plan,
+                        lambda node: NodeJob(node.id, node.code, {}, SANDBOX, None, None), plan,
                         lookahead=ahead, proposal_concurrency=concurrency or max(1, slots))
         start = time.monotonic()
         driver.search()

@@ -1,28 +1,34 @@
-"""Typed settings built once from the resolved Hydra config; nothing below reads Hydra or the environment."""
+"""Typed settings built once from the resolved Hydra config; nothing below reads Hydra or the environment.
+
+The frame's own sections (topic, search, stages, cluster, sandbox, tracking, llm, model) are built here. Every
+other section names the class that reads it (`_settings_: package.module:Class` in its conf/ group, e.g.
+conf/writeup/default.yaml): a phase or wing owns its settings, and a new one adds a folder and a conf group
+without editing this module. Each such class has `from_dict(raw, resolve)` (`resolve` turns a path the user
+wrote into an absolute one) and raises ValueError naming the key at fault.
+"""
 from __future__ import annotations
 
+import importlib
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
-from engine.cluster import ClusterConfig
 from engine.errors import EngineError
 from engine.llm.models import ModelSpec, resolve_roles
 from engine.llm.service import LLMSettings
+from engine.nodes.config import ClusterConfig
+from engine.sandbox.config import SandboxConfig
 from engine.tracking import TrackingConfig
 from search.policy import PolicyConfig
 from stages.spec import STAGE_NAMES, StagesConfig, StageSettings
 
-if TYPE_CHECKING:  # the phases' settings live in their packages, which import this module
-    from engine.ideas.config import IdeasConfig
-    from engine.literature.config import LiteratureConfig
-    from engine.review.config import ReviewConfig
-    from engine.writeup.config import WriteupConfig
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_ROOT = Path(__file__).parent  # engine/: its templates/ and conf/ (links in a checkout, copies when installed)
-PHASES = ("ideas", "experiments", "writeup", "review")  # the pipeline's phases, in their only order
+SETTINGS_KEY = "_settings_"  # in a conf section: the class that reads it
+S = TypeVar("S")
 
 
 @dataclass(frozen=True)
@@ -32,22 +38,7 @@ class TopicConfig:
     profile: str | None
     metric: str | None
     direction: str | None
-    file: Path | None = None  # a v2 topic file (# Title, ## Keywords, ## TL;DR, ## Abstract)
-
-
-@dataclass(frozen=True)
-class SandboxSettings:
-    use_bwrap: str
-    timeout_s: float | None
-    plot_timeout_s: float
-    memory_gb: float | None
-    max_procs: int
-    max_file_gb: float
-    max_artifact_mb: float
-    max_dir_gb: float
-    max_files: int
-    uid: int | None
-    gid: int
+    file: Path | None  # a v2 topic file (# Title, ## Keywords, ## TL;DR, ## Abstract)
 
 
 @dataclass(frozen=True)
@@ -56,20 +47,26 @@ class RunConfig:
     policy: PolicyConfig
     stages: StagesConfig
     cluster: ClusterConfig
-    sandbox: SandboxSettings
+    sandbox: SandboxConfig
     tracking: TrackingConfig
     proposer: str
     seed: int
     llm: LLMSettings
     roles: dict[str, ModelSpec]  # empty: no model configured
     replay_run: Path | None
-    phases: tuple[str, ...]
-    redo: tuple[str, ...]
-    ideas: IdeasConfig
-    literature: LiteratureConfig
-    writeup: WriteupConfig
-    review: ReviewConfig
-    replay_fallback: str = "error"  # a replayed request the recorded run never made: error (stop) or live (ask)
+    replay_fallback: str  # a replayed request the recorded run never made: error (stop) or live (ask)
+    sections: Mapping[str, Any]  # the sections that name their own settings class: pipeline, ideas, writeup, ...
+
+    def section(self, name: str, kind: type[S]) -> S:
+        """The settings of section `name` (conf/<name>/), of the class that reads it."""
+        value = self.sections.get(name)
+        if not isinstance(value, kind):
+            raise EngineError(f"config section {name!r} is missing or not {kind.__name__} (its conf group must "
+                              f"name {kind.__module__}:{kind.__name__} as {SETTINGS_KEY})")
+        return value
+
+    def with_section(self, name: str, value: Any) -> RunConfig:
+        return replace(self, sections={**self.sections, name: value})
 
 
 def resolve_path(path: str, base: Path | None = None) -> Path:
@@ -86,76 +83,76 @@ def resolve_path(path: str, base: Path | None = None) -> Path:
 
 def build(cfg: dict[str, Any], launch_dir: Path | None = None) -> RunConfig:
     """RunConfig from the resolved config (a plain dict); EngineError naming the key on a bad value."""
-    from engine.ideas.config import IdeasConfig
-    from engine.literature.config import LiteratureConfig
-    from engine.review.config import ReviewConfig
-    from engine.writeup.config import WriteupConfig
-
     if "topic" not in cfg or cfg["topic"] is None:
         raise EngineError("no topic given: add +topic=grokking, or +topic=template topic.path=/abs/path")
-    t, s, c, x, w = cfg["topic"], cfg["search"], cfg["cluster"], cfg["sandbox"], cfg["tracking"]
+    resolve = partial(resolve_path, base=launch_dir)
     try:
-        topic_file = resolve_path(str(t["file"]), launch_dir) if t.get("file") else None
-        if topic_file is not None and not topic_file.is_file():
-            raise ValueError(f"topic.file={t['file']}: no such file")
-        if t.get("path") is None and topic_file is None:
-            raise ValueError("the topic has neither a template (topic.path) nor a topic file (topic.file)")
-        topic = TopicConfig(str(t["name"]), resolve_path(str(t["path"]), launch_dir) if t.get("path") else None,
-                            t.get("profile"), t.get("metric"), t.get("direction"), topic_file)
-        if topic.direction not in (None, "maximize", "minimize"):
-            raise ValueError(f"topic.direction must be maximize or minimize, got {topic.direction!r}")
-        policy = policy_config(s)
-        stages = _stages(cfg["stages"], float(s["budget_scale"]))
-        runner = c["runner"]
-        cluster = ClusterConfig(str(c["kind"]), int(c["slots"]), int(c["threads_per_node"]), c["scratch_dir"],
-                                c["address"], _opt_float(c["num_cpus"]), _opt_float(c["num_gpus"]),
-                                float(runner["num_cpus"]), _opt_float(runner["gpu_fraction"]))
-        tracking = TrackingConfig(str(w["kind"]), str(w["project"]), w["entity"], w["group"], w["mode"],
-                                  str(w["job_type"]))
-        m = cfg["llm"]
-        llm = llm_settings(m)
-        model = dict(cfg.get("model") or {})
-        replay = (cfg.get("replay") or {}).get("run")
-        if model.get("name") == "replay":
-            raise ValueError("model=replay needs replay.run=/path/to/recorded/run")
-        # a replay keeps the recorded run's model settings (names, prices) and serves its recorded replies
-        replay_run = resolve_path(str(replay), launch_dir) if replay else None
-        replay_fallback = str((cfg.get("replay") or {}).get("fallback") or "error")
-        if replay_fallback not in ("error", "live"):
-            raise ValueError(f"replay.fallback must be error or live, got {replay_fallback!r}")
-        roles = resolve_roles(model, dict(m.get("roles") or {}))
-        proposer = str(cfg["proposer"])
-        if proposer not in ("auto", "offline", "llm"):
-            raise ValueError(f"proposer must be auto, offline or llm, got {proposer!r}")
-        if proposer == "llm" and not roles and replay_run is None:
-            raise ValueError("proposer=llm but no model is configured: set model=<name> (conf/model/) or "
-                             "model.base_url=URL model.name=NAME")
-        if proposer == "auto":
-            proposer = "llm" if roles or replay_run else "offline"
-        sandbox = SandboxSettings(str(x["use_bwrap"]), _opt_float(x["timeout_s"]), float(x["plot_timeout_s"]),
-                                  _opt_float(x["memory_gb"]), int(x["max_procs"]), float(x["max_file_gb"]),
-                                  float(x["max_artifact_mb"]), float(x["max_dir_gb"]), int(x["max_files"]),
-                                  _opt_int(x["uid"]), int(x["gid"]))
-        if sandbox.use_bwrap not in ("auto", "always", "never"):
-            raise ValueError(f"sandbox.use_bwrap must be auto, always or never, got {sandbox.use_bwrap!r}")
-        if sandbox.uid == 0 or sandbox.max_dir_gb <= 0 or sandbox.max_files < 1:
-            raise ValueError("sandbox.uid must not be 0 (null: keep the engine's user); sandbox.max_dir_gb and "
-                             "sandbox.max_files must be positive")
-        p = cfg["pipeline"]
-        phases, redo = _phase_list(p["phases"], "pipeline.phases"), _phase_list(p.get("redo") or [], "pipeline.redo")
-        if "experiments" in redo:
-            raise ValueError("pipeline.redo: the experiments cannot be redone in place (the journal is the run's "
-                             "record); start a new run, or resume this one")
-        i = cfg["ideas"]
-        ideas = IdeasConfig.from_dict(i, resolve_path(str(i["load"]), launch_dir) if i.get("load") else None)
-        return RunConfig(topic, policy, stages, cluster, sandbox, tracking, proposer, int(cfg["seed"]), llm, roles,
-                         replay_run, phases, redo, ideas, LiteratureConfig.from_dict(cfg["literature"]),
-                         WriteupConfig.from_dict(cfg["writeup"]), ReviewConfig.from_dict(cfg["review"]),
-                         replay_fallback)
+        cluster = cluster_config(cfg["cluster"])
+        replay_run, replay_fallback = _replay(cfg, resolve)
+        roles = resolve_roles(dict(cfg.get("model") or {}), dict(cfg["llm"].get("roles") or {}))
+        return RunConfig(
+            topic=_topic(cfg["topic"], resolve), policy=policy_config(cfg["search"]),
+            stages=_stages(cfg["stages"], float(cfg["search"]["budget_scale"])), cluster=cluster,
+            sandbox=SandboxConfig.from_dict(cfg["sandbox"], cluster.threads_per_node),
+            tracking=tracking_config(cfg["tracking"]), proposer=_proposer(str(cfg["proposer"]), roles, replay_run),
+            seed=int(cfg["seed"]), llm=llm_settings(cfg["llm"]), roles=roles, replay_run=replay_run,
+            replay_fallback=replay_fallback, sections=build_sections(cfg, resolve))
     except KeyError as e:
         raise EngineError(f"missing config value: {e.args[0]}") from None
     except (TypeError, ValueError) as e:
         raise EngineError(f"bad config value: {e}") from None
+
+
+def build_sections(cfg: dict[str, Any], resolve: Callable[[str], Path]) -> dict[str, Any]:
+    """Every section that names its settings class, built by that class."""
+    out = {}
+    for name, raw in cfg.items():
+        if isinstance(raw, dict) and raw.get(SETTINGS_KEY):
+            out[name] = settings_class(str(raw[SETTINGS_KEY]), name).from_dict(raw, resolve)
+    return out
+
+
+def settings_class(target: str, section: str) -> Any:
+    module, _, name = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        raise ValueError(f"{section}.{SETTINGS_KEY}={target}: no such class (module:Class)") from None
+
+
+def _topic(t: dict[str, Any], resolve: Callable[[str], Path]) -> TopicConfig:
+    topic_file = resolve(str(t["file"])) if t.get("file") else None
+    if topic_file is not None and not topic_file.is_file():
+        raise ValueError(f"topic.file={t['file']}: no such file")
+    if t.get("path") is None and topic_file is None:
+        raise ValueError("the topic has neither a template (topic.path) nor a topic file (topic.file)")
+    topic = TopicConfig(str(t["name"]), resolve(str(t["path"])) if t.get("path") else None,
+                        t.get("profile"), t.get("metric"), t.get("direction"), topic_file)
+    if topic.direction not in (None, "maximize", "minimize"):
+        raise ValueError(f"topic.direction must be maximize or minimize, got {topic.direction!r}")
+    return topic
+
+
+def _replay(cfg: dict[str, Any], resolve: Callable[[str], Path]) -> tuple[Path | None, str]:
+    """A replay keeps the recorded run's model settings (names, prices) and serves its recorded replies."""
+    replay = cfg.get("replay") or {}
+    if (cfg.get("model") or {}).get("name") == "replay":
+        raise ValueError("model=replay needs replay.run=/path/to/recorded/run")
+    fallback = str(replay.get("fallback") or "error")
+    if fallback not in ("error", "live"):
+        raise ValueError(f"replay.fallback must be error or live, got {fallback!r}")
+    return (resolve(str(replay["run"])) if replay.get("run") else None), fallback
+
+
+def _proposer(proposer: str, roles: dict[str, ModelSpec], replay_run: Path | None) -> str:
+    if proposer not in ("auto", "offline", "llm"):
+        raise ValueError(f"proposer must be auto, offline or llm, got {proposer!r}")
+    if proposer == "llm" and not roles and replay_run is None:
+        raise ValueError("proposer=llm but no model is configured: set model=<name> (conf/model/) or "
+                         "model.base_url=URL model.name=NAME")
+    if proposer == "auto":
+        return "llm" if roles or replay_run else "offline"
+    return proposer
 
 
 def _stages(raw: dict[str, Any], budget_scale: float = 1.0) -> StagesConfig:
@@ -185,6 +182,17 @@ def policy_config(s: dict[str, Any]) -> PolicyConfig:
                         _opt_int(s["lookahead"]))
 
 
+def cluster_config(c: dict[str, Any]) -> ClusterConfig:
+    runner = c["runner"]
+    return ClusterConfig(str(c["kind"]), int(c["slots"]), int(c["threads_per_node"]), c["scratch_dir"],
+                         c["address"], _opt_float(c["num_cpus"]), _opt_float(c["num_gpus"]),
+                         float(runner["num_cpus"]), _opt_float(runner["gpu_fraction"]))
+
+
+def tracking_config(w: dict[str, Any]) -> TrackingConfig:
+    return TrackingConfig(str(w["kind"]), str(w["project"]), w["entity"], w["group"], w["mode"], str(w["job_type"]))
+
+
 def llm_settings(m: dict[str, Any]) -> LLMSettings:
     llm = LLMSettings(int(m["max_concurrency"]), int(m["max_retries"]), float(m["timeout_s"]), int(m["reask"]),
                       float(m["temperature"]), int(m["max_tokens"]))
@@ -211,6 +219,12 @@ def shipped(group: str, option: str = "default") -> dict[str, Any]:
     return OmegaConf.to_container(section, resolve=True)  # type: ignore[return-value]
 
 
+def shipped_section(group: str, option: str = "default", **overrides: Any) -> Any:
+    """A section that names its own settings class (conf/<group>/<option>.yaml), built by that class."""
+    raw = shipped(group, option) | overrides
+    return settings_class(str(raw[SETTINGS_KEY]), group).from_dict(raw, resolve_path)
+
+
 def shipped_llm(**overrides: Any) -> LLMSettings:
     return llm_settings(shipped("llm") | overrides)
 
@@ -223,6 +237,12 @@ def shipped_stages(budget_scale: float = 1.0, **overrides: Any) -> StagesConfig:
     return _stages(shipped("stages") | overrides, budget_scale)
 
 
+def shipped_sandbox(**overrides: Any) -> SandboxConfig:
+    """The shipped sandbox limits, resolved as for a template that declares none, with `overrides` applied."""
+    threads = int(shipped("cluster", "local")["threads_per_node"])
+    return replace(SandboxConfig.from_dict(shipped("sandbox"), threads).for_template(None, None), **overrides)
+
+
 def stages_config(run: tuple[str, ...] | list[str], settings: dict[str, StageSettings],
                   **overrides: Any) -> StagesConfig:
     """Stages `run` with `settings`, the rest as shipped (or as overridden)."""
@@ -230,21 +250,12 @@ def stages_config(run: tuple[str, ...] | list[str], settings: dict[str, StageSet
 
 
 def shipped_tracking(option: str = "wandb", **overrides: Any) -> TrackingConfig:
-    w = shipped("tracking", option) | overrides
-    return TrackingConfig(str(w["kind"]), str(w["project"]), w["entity"], w["group"], w["mode"], str(w["job_type"]))
+    return tracking_config(shipped("tracking", option) | overrides)
 
 
 def _scaled(nodes: Any, scale: float) -> int:
     n = int(nodes)  # a budget below 1 stays as given, so StageSettings names the key at fault
     return n if n < 1 else max(1, math.floor(n * scale + 0.5))  # half up: 0.5 x 3 nodes is 2
-
-
-def _phase_list(raw: Any, key: str) -> tuple[str, ...]:
-    names = [raw] if isinstance(raw, str) else list(raw)
-    unknown = [n for n in names if n not in PHASES]
-    if unknown:
-        raise ValueError(f"{key}: unknown phase {unknown[0]!r}; phases, in order: {', '.join(PHASES)}")
-    return tuple(n for n in PHASES if n in names)  # always in pipeline order
 
 
 def _opt_float(value: Any) -> float | None:

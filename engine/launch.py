@@ -22,7 +22,7 @@ from engine.errors import EngineError
 from engine.llm.ledger import Ledger
 from engine.llm.service import LLM
 from engine.llm.transcripts import Recorder, Replayer
-from engine.phase import PhaseContext
+from engine.phase import PhaseContext, PipelineSettings
 from engine.pipeline import preflight, run_pipeline
 from engine.rundir import read_json, write_atomic
 from engine.sweep import LAUNCHER
@@ -114,7 +114,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     llm = build_llm(settings, run_dir)
     ctx = PhaseContext(run_dir, settings, llm, NullTracker())
     preflight(ctx)  # tools, models and keys are checked before any work or money is spent
-    log.info("run directory: %s; phases: %s", run_dir, ", ".join(settings.phases))
+    log.info("run directory: %s; phases: %s", run_dir, ", ".join(PipelineSettings.of(settings).phases))
     ctx.tracker = make_tracker(settings.tracking, run_dir, run_dir.name, resolved)
     summary: dict[str, Any] = {}
     try:

@@ -19,6 +19,37 @@ if TYPE_CHECKING:
     from engine.literature import LiteratureSearch
 
 
+PHASES = ("ideas", "experiments", "writeup", "review")  # the pipeline's phases, in their only order
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """pipeline.* (conf/config.yaml): which phases run, and which are run again although done."""
+
+    phases: tuple[str, ...]  # always in pipeline order
+    redo: tuple[str, ...]
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], resolve: Any = None) -> PipelineSettings:
+        redo = _phase_list(raw.get("redo") or [], "pipeline.redo")
+        if "experiments" in redo:
+            raise ValueError("pipeline.redo: the experiments cannot be redone in place (the journal is the run's "
+                             "record); start a new run, or resume this one")
+        return cls(_phase_list(raw["phases"], "pipeline.phases"), redo)
+
+    @classmethod
+    def of(cls, cfg: RunConfig) -> PipelineSettings:
+        return cfg.section("pipeline", cls)
+
+
+def _phase_list(raw: Any, key: str) -> tuple[str, ...]:
+    names = [raw] if isinstance(raw, str) else list(raw)
+    unknown = [n for n in names if n not in PHASES]
+    if unknown:
+        raise ValueError(f"{key}: unknown phase {unknown[0]!r}; phases, in order: {', '.join(PHASES)}")
+    return tuple(n for n in PHASES if n in names)
+
+
 class PhaseSkipped(Exception):
     """Raised by a phase that cannot run; the message is the one-line reason recorded in summary.json."""
 
@@ -42,7 +73,8 @@ class PhaseContext:
             import os
 
             from engine.literature import LiteratureSearch
-            self._literature = LiteratureSearch(self.cfg.literature, os.environ, self.run_dir / "literature")
+            from engine.literature.config import LiteratureConfig
+            self._literature = LiteratureSearch(LiteratureConfig.of(self.cfg), os.environ, self.run_dir / "literature")
         return self._literature
 
     def done(self, name: str) -> dict[str, Any] | None:

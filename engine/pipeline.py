@@ -15,10 +15,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from engine.config import PHASES
 from engine.errors import EngineError
 from engine.llm.ledger import cost_summary
-from engine.phase import PhaseContext, PhaseSkipped, marker_path, read_marker
+from engine.phase import PHASES, PhaseContext, PhaseSkipped, PipelineSettings, marker_path, read_marker
 from engine.rundir import RunDir, read_json, write_json
 from engine.viewer import write_viewer
 from search.journal import Journal
@@ -27,7 +26,7 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINTS = {  # phase -> the module holding its run_phase
     "ideas": "engine.ideas",
-    "experiments": "engine.experiments",
+    "experiments": "engine.experiments.phase",
     "writeup": "engine.writeup",
     "review": "engine.review.phase",
 }
@@ -46,10 +45,10 @@ def preflight(ctx: PhaseContext) -> None:
     """What can be checked before any money is spent: the TeX toolchain when a paper is to be written, a model
     when the topic has no template, then one cheap call per configured model."""
     cfg = ctx.cfg
-    if "writeup" in cfg.phases:
+    if "writeup" in PipelineSettings.of(cfg).phases:
         from engine.writeup.preflight import check_tools
         check_tools()
-    if cfg.topic.path is None and ctx.offline and {"ideas", "experiments"} & set(cfg.phases):
+    if cfg.topic.path is None and ctx.offline and {"ideas", "experiments"} & set(PipelineSettings.of(cfg).phases):
         raise EngineError(f"topic file {cfg.topic.file} has no template, so a model must write the first program "
                           "from the idea: set model=<name> (conf/model/) or model.base_url=URL model.name=NAME; "
                           "offline, only a template can run (e.g. +topic=grokking)")
@@ -62,19 +61,19 @@ def run_pipeline(ctx: PhaseContext) -> dict[str, Any]:
     its marker and the summary say it failed (later phases are then recorded as skipped)."""
     failed: tuple[str, EngineError] | None = None
     for name in PHASES:
-        if name not in ctx.cfg.phases:
+        if name not in PipelineSettings.of(ctx.cfg).phases:
             continue
         marker = read_marker(ctx.run_dir, name)
-        if marker and marker["status"] == "done" and name not in ctx.cfg.redo:
+        if marker and marker["status"] == "done" and name not in PipelineSettings.of(ctx.cfg).redo:
             log.info("phase %s: done before (phases/%s.json); pipeline.redo=[%s] runs it again", name, name, name)
             continue
-        if marker and name in ctx.cfg.redo:
+        if marker and name in PipelineSettings.of(ctx.cfg).redo:
             _clear(ctx, name)
         if failed is not None:
             _finish(ctx, name, "skipped", [], {}, why=f"the {failed[0]} phase failed")
             continue
         need = NEEDS[name]
-        if need is not None and need not in ctx.cfg.phases and not _has_outputs(ctx, need):
+        if need is not None and need not in PipelineSettings.of(ctx.cfg).phases and not _has_outputs(ctx, need):
             _finish(ctx, name, "skipped", [], {}, why=f"needs the {need} phase's outputs, and this run has none")
             continue
         try:
@@ -160,7 +159,7 @@ def phase_rows(ctx: PhaseContext) -> list[dict[str, Any]]:
     for name in PHASES:
         marker = read_marker(ctx.run_dir, name)
         if marker is None:
-            if name in ctx.cfg.phases:
+            if name in PipelineSettings.of(ctx.cfg).phases:
                 rows.append({"name": name, "status": "pending", "wall_time_s": None, "cost_usd": None})
             continue
         row = {"name": name, "status": marker["status"], "wall_time_s": marker.get("wall_time_s"),

@@ -1,11 +1,9 @@
-"""Prompts are text files in engine/prompts/ with $placeholders (string.Template)."""
+"""Prompts are text files with $placeholders (string.Template), kept next to the code that uses them."""
 from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
 from string import Template
-
-PROMPT_DIR = Path(__file__).resolve().parent / "prompts"
 
 
 @cache
@@ -16,8 +14,3 @@ def _template(folder: Path, name: str) -> Template:
 def render_from(folder: Path, name: str, **values: object) -> str:
     """The prompt `folder/name.md` with every $placeholder filled; KeyError names a missing one."""
     return _template(folder, name).substitute({k: str(v) for k, v in values.items()}).strip()
-
-
-def render(name: str, **values: object) -> str:
-    """A prompt of the search operators (engine/prompts/)."""
-    return render_from(PROMPT_DIR, name, **values)

@@ -41,15 +41,18 @@ LAUNCHER = "hydra_plugins.engine_ray_launcher.launcher.EngineRayLauncher"
 
 @dataclass(frozen=True)
 class SweepSettings:
-    max_concurrent_runs: int = 4
-    fair_share: bool = True
-    stop_grace_s: float = 30.0
+    """sweep.* (conf/sweep/default.yaml holds the values and their meaning)."""
+
+    max_concurrent_runs: int
+    fair_share: bool
+    stop_grace_s: float
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any] | None) -> SweepSettings:
-        raw = dict(raw or {})
-        s = cls(int(raw.get("max_concurrent_runs", cls.max_concurrent_runs)),
-                bool(raw.get("fair_share", cls.fair_share)), float(raw.get("stop_grace_s", cls.stop_grace_s)))
+    def from_dict(cls, raw: dict[str, Any]) -> SweepSettings:
+        try:
+            s = cls(int(raw["max_concurrent_runs"]), bool(raw["fair_share"]), float(raw["stop_grace_s"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise EngineError(f"bad sweep.* value: {e}") from None
         if s.max_concurrent_runs < 1 or s.stop_grace_s < 0:
             raise EngineError(f"sweep.max_concurrent_runs must be >= 1 and sweep.stop_grace_s >= 0, got "
                               f"{s.max_concurrent_runs} and {s.stop_grace_s}")
@@ -290,7 +293,7 @@ def start_ray(cluster: dict[str, Any]) -> dict[str, float]:
                  num_gpus=_opt_int(cluster.get("num_gpus")), include_dashboard=False,
                  logging_level=logging.WARNING, log_to_driver=False, configure_logging=False)
     else:
-        from engine.cluster import _code_for_workers
+        from engine.nodes.cluster import _code_for_workers
 
         address = str(cluster.get("address") or "")
         if not address or address.startswith("ray://"):
@@ -309,7 +312,7 @@ def slot_share(runner: dict[str, Any], runs: int) -> tuple[int, float]:
     """fair_share on the running Ray instance, for runners of `cluster.runner`'s size."""
     import ray
 
-    from engine.ray_executor import RunnerSpec, runners_that_fit
+    from engine.nodes.ray_executor import RunnerSpec, runners_that_fit
 
     cpus = float(runner.get("num_cpus", 1))
     spec = RunnerSpec(cpus, float(runner.get("gpu_fraction") or 0))

@@ -2,8 +2,8 @@
 
     .venv/bin/python scripts/gpu_sandbox_check.py [--gpu 0] [--fraction 0.25]
 
-Each check runs a small program the way a Ray runner would (engine.node_exec.execute_node with the files and
-environment of engine.gpu_share for GPU `--gpu` at `--fraction`), in the real sandbox, and prints a PASS/FAIL
+Each check runs a small program the way a Ray runner would (engine.nodes.node_exec.execute_node with the files and
+environment of engine.sandbox.gpu_share for GPU `--gpu` at `--fraction`), in the real sandbox, and prints a PASS/FAIL
 table; the exit status is 1 when any check fails. Without a GPU (or without a CUDA build of torch) it prints why
 and exits 0: there is nothing to check.
 """
@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.gpu_share import share_files_and_env  # noqa: E402
-from engine.node_exec import NodeJob, execute_node  # noqa: E402
-from engine.sandbox import SandboxConfig  # noqa: E402
+from engine.config import shipped_sandbox
+from engine.nodes.node_exec import NodeJob, execute_node  # noqa: E402
+from engine.sandbox.gpu_share import share_files_and_env  # noqa: E402
 
 PROBE = """
 import glob, json, os, resource
@@ -63,7 +63,7 @@ def main() -> int:
 
     files, env = share_files_and_env([args.gpu], args.fraction)
     job = NodeJob("gpu-check", PROBE.replace("FRACTION", repr(args.fraction)), {},
-                  SandboxConfig(use_bwrap="always", timeout_s=300, memory_gb=16))
+                  shipped_sandbox(use_bwrap="always", timeout_s=300, memory_gb=16), None, None)
     outcome = execute_node(job, files, env)
     lines = [line for line in outcome.result.stdout_tail.splitlines() if line.startswith("REPORT ")]
     report = json.loads(lines[-1][len("REPORT "):]) if lines else {}

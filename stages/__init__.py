@@ -6,8 +6,8 @@
     rules.py    the completion rules, the noise margin, briefs, failure accounts, histories
     seeds.py    the multi-seed evaluation: seed parameters, program variants, aggregation
 
-Pure logic over the journal, no Ray and no files: engine/driver.py runs whatever the plan asks for, and
-engine/stage_records.py writes the decisions down."""
+Pure logic over the journal, no Ray and no files: engine/nodes/driver.py runs whatever the plan asks for, and
+engine/experiments/stage_records.py writes the decisions down."""
 from stages.spec import STAGE_NAMES, StagesConfig, StageSettings, stage_goal
 
 __all__ = ["STAGE_NAMES", "StageSettings", "StagesConfig", "stage_goal"]

@@ -6,7 +6,7 @@ the seed spread of its starting node), and which seed runs evaluate that node. A
 in order: stage N+1 starts from a copy of stage N's chosen node as soon as stage N's search is decided, while stage
 N's seed runs are still to run (they are evaluations, never parents), so slots never drain at a stage boundary.
 
-Nothing here starts processes or writes files: the driver (engine/driver.py) runs whatever the plan asks for and
+Nothing here starts processes or writes files: the driver (engine/nodes/driver.py) runs whatever the plan asks for and
 hands the plan's events (a stage started, decided, done) to the engine, which writes the records.
 """
 from __future__ import annotations

@@ -9,20 +9,24 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from engine import config as config_mod
-from engine.cluster import ClusterConfig
 from engine.ideas.config import IdeasConfig
 from engine.launch import with_new_keys
 from engine.literature.config import LiteratureConfig
 from engine.llm.service import LLMSettings
+from engine.nodes.config import ClusterConfig
+from engine.nodes.node_exec import NodeJob
+from engine.phase import PipelineSettings
 from engine.review.config import ReviewConfig
+from engine.sandbox.config import SandboxConfig
+from engine.sweep import SweepSettings
 from engine.tracking import TrackingConfig
 from engine.writeup.config import WriteupConfig
 from search.policy import PolicyConfig
 from stages.spec import StagesConfig, StageSettings
 from tests.conftest import REPO, run_config
 
-SETTINGS = (PolicyConfig, StagesConfig, StageSettings, LLMSettings, TrackingConfig, ClusterConfig,
-            config_mod.SandboxSettings, IdeasConfig, LiteratureConfig, WriteupConfig, ReviewConfig)
+SETTINGS = (PolicyConfig, StagesConfig, StageSettings, LLMSettings, TrackingConfig, ClusterConfig, SandboxConfig,
+            IdeasConfig, LiteratureConfig, WriteupConfig, ReviewConfig, PipelineSettings, SweepSettings, NodeJob)
 
 
 @pytest.mark.parametrize("cls", SETTINGS, ids=lambda c: c.__name__)
@@ -56,3 +60,15 @@ def test_a_run_saved_before_a_key_existed_resumes_with_its_shipped_default():
     built = config_mod.build(filled)
     assert built.stages.noise_z == 2.0 and built.policy.lookahead is None and built.sandbox.max_files == 100000
     assert built.stages.num_seeds == 5 and built.topic.name == "grokking"
+
+
+def test_the_sandbox_fallbacks_are_the_yaml_values():
+    """A template that declares no limits runs under conf/sandbox's default_timeout_s and default_memory_gb."""
+    sandbox = yaml.safe_load((REPO / "conf" / "sandbox" / "default.yaml").read_text())
+    cfg = run_config()
+    assert cfg.sandbox.timeout_s is None and cfg.sandbox.memory_gb is None
+    resolved = cfg.sandbox.for_template(None, None)
+    assert resolved.timeout_s == sandbox["default_timeout_s"] and resolved.memory_gb == sandbox["default_memory_gb"]
+    assert cfg.sandbox.for_template(12.0, 2.0).timeout_s == 12.0
+    plots = cfg.sandbox.for_plots()
+    assert plots.timeout_s == sandbox["plot_timeout_s"] and plots.memory_gb == sandbox["default_memory_gb"]

@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from engine.errors import EngineError
-from engine.experiments import prepare
+from engine.experiments.phase import prepare
 from tests.conftest import NO_RAY, launch, one_stage, run_config
 
 

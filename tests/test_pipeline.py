@@ -5,7 +5,7 @@ import pytest
 
 from engine import pipeline
 from engine.errors import EngineError
-from engine.phase import PhaseContext, PhaseSkipped, read_marker
+from engine.phase import PhaseContext, PhaseSkipped, PipelineSettings, read_marker
 from engine.tracking import NullTracker
 from tests.conftest import run_config
 
@@ -111,4 +111,4 @@ def test_bad_phase_names_are_named(override, message):
 
 
 def test_phases_always_run_in_pipeline_order():
-    assert run_config("pipeline.phases=[review,ideas]").phases == ("ideas", "review")
+    assert PipelineSettings.of(run_config("pipeline.phases=[review,ideas]")).phases == ("ideas", "review")

@@ -25,8 +25,9 @@ from pathlib import Path
 import psutil
 
 from benchmarks.faults.record import Sentinel, Trial
-from engine.node_exec import NodeJob, NodeOutcome, execute_node
-from engine.sandbox import SandboxConfig
+from engine.config import shipped_sandbox
+from engine.nodes.node_exec import NodeJob, NodeOutcome, execute_node
+from engine.sandbox.config import SandboxConfig
 
 PROGRAMS = Path(__file__).parent / "programs"
 REPO = Path(__file__).resolve().parents[2]
@@ -40,7 +41,7 @@ FILE_GB = 0.25  # the per-file size cap; huge stdout writes 4 GB, the disk fille
 def sandbox_config(**changes: object) -> SandboxConfig:
     """The engine's default sandbox, with limits scaled down for a benchmark (a node-directory size cap, when
     the sandbox has one, is scaled like the per-file cap)."""
-    base = SandboxConfig()
+    base = shipped_sandbox()
     scaled: dict[str, object] = {"timeout_s": 15.0, "memory_gb": MEMORY_GB, "max_file_gb": FILE_GB}
     for f in dataclasses.fields(base):
         if f.name.endswith("_gb") and ("dir" in f.name or "disk" in f.name):
@@ -188,7 +189,8 @@ def run_attack(program: str, params: dict, cfg: SandboxConfig, trial: Trial,
               "target_dir": str(plant.home_dir / "run"), **params}
     code = f"import sys\nprint({RAN!r}, file=sys.stderr, flush=True)\n" + (PROGRAMS / program).read_text()
     job = NodeJob(f"faults-{Path(program).stem}", code,
-                  {"params.json": json.dumps(params).encode()}, cfg, plot_timeout_s=10, scratch_root=str(plant.scratch))
+                  {"params.json": json.dumps(params).encode()}, dataclasses.replace(cfg, plot_timeout_s=10),
+                  str(plant.scratch), None)
     disk = DiskWatch(plant.scratch)
     outcome = None
     try:

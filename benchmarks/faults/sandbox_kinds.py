@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from benchmarks.faults.attack import FILE_GB, MEMORY_GB, Plant, run_attack, sandbox_config
 from benchmarks.faults.record import Kind, Trial
-from engine.node_exec import NodeOutcome
-from engine.sandbox import SandboxConfig
+from engine.config import shipped_sandbox
+from engine.nodes.node_exec import NodeOutcome
+from engine.sandbox.config import SandboxConfig
 
 HOLD_BYTES = int(1.5 * 2**30)
 
@@ -96,7 +97,7 @@ KINDS = [
                 mode="rss", bytes=HOLD_BYTES, hold_s=1)),
     Kind("fork", "fork bomb", "sandbox",
          attack("exhaust.py", check=survived("forked past max_procs"), mode="fork",
-                count=4 * SandboxConfig().max_procs)),
+                count=4 * shipped_sandbox().max_procs)),
     Kind("loop", "endless loop", "sandbox",
          attack("exhaust.py", cfg=sandbox_config(timeout_s=3.0), check=timeout_check, mode="loop")),
     Kind("stdout", "huge stdout", "sandbox",

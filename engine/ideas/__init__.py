@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import EngineError
+from engine.experiments.template import Template, load_template
 from engine.ideas.config import IdeasConfig
 from engine.ideas.generate import SEED, Ideation, NameRegister
 from engine.ideas.library import Library
@@ -40,7 +41,6 @@ from engine.ideas.state import Checkpoints
 from engine.ideas.topic import Topic, parse_topic_file, topic_from_template
 from engine.llm.service import LLM, CallContext, LLMCallError
 from engine.rundir import write_json
-from engine.template import Template, load_template
 
 if TYPE_CHECKING:  # engine.phase imports engine.config, which imports this package's config
     from engine.phase import PhaseContext
@@ -52,7 +52,7 @@ OFFLINE_LABEL = "template seed ideas (offline: no model configured)"
 
 
 def run_phase(ctx: PhaseContext) -> dict[str, Any]:
-    cfg = ctx.cfg.ideas
+    cfg = IdeasConfig.of(ctx.cfg)
     template = load_template(ctx.cfg.topic.path) if ctx.cfg.topic.path is not None else None
     llm = ctx.llm if ctx.llm is not None and ctx.llm.has(ROLE) else None
     run = _Run(cfg, llm, Checkpoints(ctx.run_dir / "ideas"), Library(ctx.literature),

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
-from engine.template import Template
+from engine.experiments.template import Template
 
 SECTIONS = {"keywords": "Keywords", "tldr": "TL;DR", "abstract": "Abstract"}
 

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.config import RunConfig
 
 ENGINE_NAMES = ("semantic_scholar", "openalex", "arxiv")
 
@@ -25,7 +28,7 @@ class LiteratureConfig:
     breaker_failures: int
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> LiteratureConfig:
+    def from_dict(cls, raw: dict[str, Any], resolve: object = None) -> LiteratureConfig:
         """ValueError naming the key on a bad value."""
         names = raw["engines"]
         if isinstance(names, str):
@@ -45,3 +48,7 @@ class LiteratureConfig:
         if any(e.requests_per_s <= 0 for e in engines):
             raise ValueError("literature.<engine>.requests_per_s must be > 0")
         return cfg
+
+    @classmethod
+    def of(cls, cfg: RunConfig) -> LiteratureConfig:
+        return cfg.section("literature", cls)

@@ -34,7 +34,7 @@ def _request_json(req: Request) -> dict[str, Any]:
 
 
 # facts about where and how fast a node ran, which the engine writes into later prompts and which differ in every
-# execution (engine/driver.py's analysis line, the stage-3 scale-up note): masked before hashing, so that a
+# execution (engine/nodes/driver.py's analysis line, the stage-3 scale-up note): masked before hashing, so that a
 # re-executed experiment asks the same question
 _VOLATILE = [(re.compile(r"Runner: \S+ \(Ray node \w+\) pid \d+, GPUs [\w,-]+"), "Runner: (masked)"),
              (re.compile(r"\bRan in \d+s\b"), "Ran in (masked)"),

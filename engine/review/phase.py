@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
+from engine.experiments.plot_critique import vision_unavailable
 from engine.llm.providers import Tool
 from engine.llm.service import LLM, CallContext, LLMCallError
 from engine.phase import PhaseContext, PhaseSkipped
-from engine.plot_critique import vision_unavailable
 from engine.prompts import render_from
+from engine.review.config import ReviewConfig
 from engine.review.paper import load_paper
 from engine.review.reviewer import ReviewError, perform_review
 from engine.rundir import read_json, write_json
@@ -42,7 +43,7 @@ def run_phase(ctx: PhaseContext) -> dict[str, Any]:
     if paper.get("kind") != "paper":
         raise PhaseSkipped(f"the writeup made a {paper.get('kind', 'report')}, not a paper written by a model "
                            f"({paper.get('why_report') or 'see phases/writeup.json'}); there is nothing to review")
-    cfg = ctx.cfg.review
+    cfg = ReviewConfig.of(ctx.cfg)
     out = ctx.run_dir / "review.json"
     review = read_json(out) or {}
     if "Overall" not in review:  # a resumed phase keeps a review already written

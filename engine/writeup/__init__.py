@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import EngineError
+from engine.writeup.config import WriteupConfig
 
 if TYPE_CHECKING:  # engine.config imports engine.writeup.config: the phase's own imports wait until it runs
     from engine.phase import PhaseContext
@@ -42,8 +43,9 @@ def run_phase(ctx: PhaseContext) -> dict[str, Any]:
     check_tools()
     paper_dir = run_dir / "paper"
     paper_dir.mkdir(parents=True, exist_ok=True)
-    figures = list(make_figures(ctx, paper_dir / "figures"))[:ctx.cfg.writeup.max_figures]
-    template, template_path = template_source(ctx.cfg.writeup, ctx.cfg.topic.path)
+    settings = WriteupConfig.of(ctx.cfg)
+    figures = list(make_figures(ctx, paper_dir / "figures"))[:settings.max_figures]
+    template, template_path = template_source(settings, ctx.cfg.topic.path)
     why_report = _why_no_paper(ctx)
     if why_report is None:
         try:
@@ -54,13 +56,13 @@ def run_phase(ctx: PhaseContext) -> dict[str, Any]:
             draft = paper_dir / "paper.tex"
             if draft.is_file():
                 shutil.copy(draft, paper_dir / "paper_model_draft.tex")
-    doc = build_report(paper_dir, template, facts, figures, ctx.cfg.writeup.latex_timeout_s, why=why_report)
+    doc = build_report(paper_dir, template, facts, figures, settings.latex_timeout_s, why=why_report)
     if doc.compiled.pdf is None and template_path.parent.name == "latex":
         # the template folder's own LaTeX does not compile with the report in it: our own format instead
         log.warning("writeup: the report in %s did not compile (%s); using the %s format instead", template_path,
-                    (doc.compiled.errors or ["no PDF"])[0], ctx.cfg.writeup.format)
-        template, template_path = template_source(ctx.cfg.writeup, None)
-        doc = build_report(paper_dir, template, facts, figures, ctx.cfg.writeup.latex_timeout_s, why=why_report)
+                    (doc.compiled.errors or ["no PDF"])[0], settings.format)
+        template, template_path = template_source(settings, None)
+        doc = build_report(paper_dir, template, facts, figures, settings.latex_timeout_s, why=why_report)
     if doc.compiled.pdf is None:
         raise EngineError(f"the results report did not compile: {(doc.compiled.errors or ['no PDF'])[0]}; the "
                           f"LaTeX and its log are in {paper_dir} (paper.tex, paper.log)")
@@ -83,7 +85,7 @@ def _paper(ctx: PhaseContext, facts: RunFacts, figures: list, template: str, tem
     from engine.writeup.citations import gather_citations
     from engine.writeup.writer import write_paper
 
-    cfg = ctx.cfg.writeup
+    cfg = WriteupConfig.of(ctx.cfg)
     state = gather_citations(ctx.llm, ctx.literature(), _idea_text(facts), facts.prompt_text()[:4000], paper_dir,
                              cfg.num_cite_rounds)
     bibtex = {r["key"]: r["bibtex"] for r in state.records}

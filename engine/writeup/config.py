@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.config import RunConfig
 
 FORMATS = {"workshop": 4, "conference": 8}  # format -> pages of main text
 
@@ -18,7 +21,7 @@ class WriteupConfig:
     latex_timeout_s: float
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> WriteupConfig:
+    def from_dict(cls, raw: dict[str, Any], resolve: object = None) -> WriteupConfig:
         fmt = str(raw["format"])
         if fmt not in FORMATS:
             raise ValueError(f"writeup.format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -31,3 +34,7 @@ class WriteupConfig:
             raise ValueError("writeup.page_limit and max_figures must be >= 1; num_cite_rounds, compile_rounds "
                              "and plot_retries >= 0; latex_timeout_s > 0")
         return cfg
+
+    @classmethod
+    def of(cls, cfg: RunConfig) -> WriteupConfig:
+        return cfg.section("writeup", cls)

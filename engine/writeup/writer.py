@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
+from engine.experiments.plot_critique import vision_unavailable
 from engine.llm.providers import Tool
 from engine.llm.service import LLM, CallContext, LLMCallError
-from engine.plot_critique import vision_unavailable
 from engine.prompts import render_from
 from engine.writeup.checks import CheckReport, bib_keys, run_checks, write_integrity
 from engine.writeup.compile import CompileResult, compile_latex

@@ -2,7 +2,7 @@
 and a negative VALUE fails. For driver and stage-runner tests without processes."""
 import re
 
-from engine.node_exec import NodeJob, NodeOutcome
+from engine.nodes.node_exec import NodeJob, NodeOutcome
 from search.node import ExecResult
 
 

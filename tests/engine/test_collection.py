@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from engine import node_exec
-from engine.node_exec import NodeJob, UnsafeResult, execute_node, read_final_info
-from engine.sandbox import SandboxConfig
+from engine.config import shipped_sandbox
+from engine.nodes import node_exec
+from engine.nodes.node_exec import NodeJob, UnsafeResult, execute_node, read_final_info
 from search.judge import judge
 from search.metric import MetricSpec
 from search.node import Node
@@ -30,7 +30,8 @@ def secret(tmp_path):
 
 def execute(code: str, plot: bytes | None = None) -> node_exec.NodeOutcome:
     support = {"plot.py": plot} if plot is not None else {}
-    return execute_node(NodeJob("n1", code, support, SandboxConfig(use_bwrap=MODE, timeout_s=30, memory_gb=4)))
+    return execute_node(NodeJob("n1", code, support, shipped_sandbox(use_bwrap=MODE, timeout_s=30, memory_gb=4),
+                                None, None))
 
 
 def everything(outcome) -> str:

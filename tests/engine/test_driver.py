@@ -3,12 +3,11 @@ before it runs (and its model cost labelled), early completion, proposals writte
 import threading
 import time
 
-from engine.config import shipped_policy, stages_config
-from engine.driver import Driver, SearchState, slot_utilization
+from engine.config import shipped_policy, shipped_sandbox, stages_config
 from engine.llm.ledger import cost_summary
-from engine.node_exec import NodeJob
+from engine.nodes.driver import Driver, SearchState, slot_utilization
+from engine.nodes.node_exec import NodeJob
 from engine.rundir import RunDir
-from engine.sandbox import SandboxConfig
 from search.journal import Journal
 from search.metric import MetricSpec
 from search.node import Node
@@ -61,7 +60,8 @@ def tuning_driver(tmp_path, proposer, executor, budget=10, concurrency=4, lookah
               "why": "done before"}
     plan = StagePlan.resume(setup, lambda: SPEC, state.journal, state.new_step,
                             lambda name: (record, None) if name == "initial" else (None, None))
-    return Driver(RunDir(tmp_path), state, proposer, executor, lambda n: NodeJob(n.id, n.code, {}, SandboxConfig()),
+    sandbox = shipped_sandbox()
+    return Driver(RunDir(tmp_path), state, proposer, executor, lambda n: NodeJob(n.id, n.code, {}, sandbox, None, None),
                   plan, lookahead=lookahead, proposal_concurrency=concurrency)
 
 

@@ -11,11 +11,11 @@ import ray
 from omegaconf import OmegaConf
 
 from engine import config as config_mod
-from engine.experiments import prepare, run_search
-from engine.node_exec import NodeJob
-from engine.ray_executor import InfeasibleError, RayExecutor, RunnerSpec
+from engine.config import shipped_sandbox
+from engine.experiments.phase import prepare, run_search
+from engine.nodes.node_exec import NodeJob
+from engine.nodes.ray_executor import InfeasibleError, RayExecutor, RunnerSpec
 from engine.rundir import RunDir
-from engine.sandbox import SandboxConfig
 from engine.tracking import NullTracker
 from tests.conftest import REPO
 
@@ -48,7 +48,8 @@ def two_machines():
 
 
 def job(node_id, sleep=0.0, timeout=60.0, code=None):
-    return NodeJob(node_id, code or PROBE.format(sleep=sleep), {}, SandboxConfig(timeout_s=timeout, memory_gb=4))
+    sandbox = shipped_sandbox(timeout_s=timeout, memory_gb=4)
+    return NodeJob(node_id, code or PROBE.format(sleep=sleep), {}, sandbox, None, None)
 
 
 def drain(executor, n, timeout=120):

@@ -10,7 +10,8 @@ import uuid
 import psutil
 import pytest
 
-from engine.sandbox import SandboxConfig, parse_exception, run_sandboxed
+from engine.config import shipped_sandbox
+from engine.sandbox.run import parse_exception, run_sandboxed
 
 HAVE_BWRAP = shutil.which("bwrap") is not None
 # CI installs bubblewrap: there a missing bwrap must fail these tests, not skip them
@@ -22,7 +23,7 @@ def run(tmp_path, code, mode, **cfg):
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
     (work / "prog.py").write_text(textwrap.dedent(code))
-    return run_sandboxed([sys.executable, "prog.py"], work, SandboxConfig(use_bwrap=mode, **cfg))
+    return run_sandboxed([sys.executable, "prog.py"], work, shipped_sandbox(use_bwrap=mode, **cfg))
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from engine.config import shipped_sandbox
 from engine.errors import EngineError
-from engine.sandbox import SandboxConfig, bwrap_path, run_sandboxed
+from engine.sandbox.run import bwrap_path, run_sandboxed
 
 HAVE_BWRAP = shutil.which("bwrap") is not None
 pytestmark = pytest.mark.skipif(not HAVE_BWRAP and not os.environ.get("CI"), reason="bubblewrap not installed")
@@ -23,7 +24,7 @@ ROOT = os.geteuid() == 0
 def run(work: Path, code: str, **cfg):
     work.mkdir(exist_ok=True)
     (work / "prog.py").write_text(textwrap.dedent(code))
-    return run_sandboxed([sys.executable, "prog.py"], work, SandboxConfig(timeout_s=30, **cfg))
+    return run_sandboxed([sys.executable, "prog.py"], work, shipped_sandbox(timeout_s=30, **cfg))
 
 
 @pytest.fixture
@@ -169,8 +170,10 @@ def test_an_interpreter_in_a_private_folder_still_runs(tmp_path):
         # numpy comes from the site-packages the .pth file names: bound too, the project itself is not
         (work / "prog.py").write_text("import os, sys, numpy\nprint(os.getuid(), sys.prefix)\n"
                                       "import engine\n")
-        driver = ("import sys; from pathlib import Path; from engine.sandbox import SandboxConfig, run_sandboxed; "
-                  f"o = run_sandboxed([sys.executable, 'prog.py'], Path({str(work)!r}), SandboxConfig(timeout_s=30)); "
+        driver = ("import sys; from pathlib import Path; from engine.config import shipped_sandbox; "
+                  "from engine.sandbox.run import run_sandboxed; "
+                  f"o = run_sandboxed([sys.executable, 'prog.py'], Path({str(work)!r}), "
+                  "shipped_sandbox(timeout_s=30)); "
                   "print(o.stdout, o.stderr)")
         res = subprocess.run([str(venv / "bin" / "python"), "-c", driver], capture_output=True, text=True,
                              timeout=60)
@@ -183,5 +186,5 @@ def test_an_interpreter_in_a_private_folder_still_runs(tmp_path):
 def test_missing_bubblewrap_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(EngineError, match="bubblewrap.*apt-get install bubblewrap.*use_bwrap=never"):
-        bwrap_path(SandboxConfig(use_bwrap="always"))
-    assert bwrap_path(SandboxConfig(use_bwrap="never")) is None
+        bwrap_path(shipped_sandbox(use_bwrap="always"))
+    assert bwrap_path(shipped_sandbox(use_bwrap="never")) is None

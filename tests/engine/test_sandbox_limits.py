@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from engine import cgroups, sandbox
-from engine.sandbox import SandboxConfig, run_sandboxed
-from engine.sandbox_bwrap import gpu_devices
+from engine.config import shipped_sandbox
+from engine.sandbox import cgroups
+from engine.sandbox import run as sandbox
+from engine.sandbox.bwrap import gpu_devices
+from engine.sandbox.run import run_sandboxed
 
 HAVE_BWRAP = shutil.which("bwrap") is not None
 MODE = "always" if HAVE_BWRAP else "never"
@@ -22,7 +24,7 @@ def run(tmp_path, code, env=None, **cfg):
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
     (work / "prog.py").write_text(textwrap.dedent(code))
-    return run_sandboxed([sys.executable, "prog.py"], work, SandboxConfig(use_bwrap=MODE, **cfg), extra_env=env)
+    return run_sandboxed([sys.executable, "prog.py"], work, shipped_sandbox(use_bwrap=MODE, **cfg), extra_env=env)
 
 
 @needs_cgroups
@@ -157,7 +159,7 @@ def test_cgroup_v1_files(tmp_path):
 
 def test_the_log_says_which_limits_are_in_force(caplog, monkeypatch):
     monkeypatch.setattr(cgroups, "_mode", None)
-    with caplog.at_level("INFO", logger="engine.cgroups"):
+    with caplog.at_level("INFO", logger="engine.sandbox.cgroups"):
         found = cgroups.mode()
         cgroups.mode()
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("node limits:")]
@@ -190,7 +192,7 @@ def test_gpu_check_script_skips_cleanly_without_a_gpu():
 
 
 def test_mount_points_left_by_a_killed_engine_are_swept(tmp_path):
-    from engine import sandbox_bwrap
+    from engine.sandbox import bwrap as sandbox_bwrap
     old, new = tmp_path / "engine-stage-old", tmp_path / "engine-stage-new"
     for d in (old, new):
         (d / "0").mkdir(parents=True)

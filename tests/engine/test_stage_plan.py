@@ -5,12 +5,11 @@ import json
 
 import pytest
 
-from engine.config import shipped_policy, stages_config
-from engine.driver import Driver, SearchState
-from engine.node_exec import NodeJob
+from engine.config import shipped_policy, shipped_sandbox, stages_config
+from engine.experiments.stage_records import StageRecords
+from engine.nodes.driver import Driver, SearchState
+from engine.nodes.node_exec import NodeJob
 from engine.rundir import RunDir
-from engine.sandbox import SandboxConfig
-from engine.stage_records import StageRecords
 from search.journal import Journal
 from search.metric import MetricSpec
 from search.offline import OfflineProposer, TunableSpec
@@ -38,7 +37,7 @@ class RecordingTracker:
 
 
 class Run:
-    """A search over the four stages with the offline proposer, the way engine.experiments wires it."""
+    """A search over the four stages with the offline proposer, the way engine.experiments.phase wires it."""
 
     def __init__(self, tmp_path, base=BASE, values=(2.0, 3.0, 4.0), budget=3, num_seeds=3, select=None,
                  tolerance=0.0, noise_z=0.0, executor=None):
@@ -72,7 +71,7 @@ class Run:
                 raise KeyboardInterrupt
 
         self.driver = Driver(run, self.state, proposer, self.executor,
-                             lambda n: NodeJob(n.id, n.code, {}, SandboxConfig()), self.plan,
+                             lambda n: NodeJob(n.id, n.code, {}, shipped_sandbox(), None, None), self.plan,
                              infer_spec=lambda n: SPEC, on_record=on_record, on_events=self.records)
         self.driver.search(resumed=unfinished)
         return [s.record for s in self.plan.stages]
@@ -136,7 +135,7 @@ def test_after_a_model_tie_break_the_summary_best_and_the_stage_record_agree(tmp
     and the last stage record name that node, and say the model chose (not the metric)."""
     from types import SimpleNamespace
 
-    from engine.experiments import make_summary
+    from engine.experiments.phase import make_summary
 
     picked = []
 

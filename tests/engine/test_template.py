@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import TemplateError
-from engine.template import load_template
+from engine.experiments.template import load_template
 from search.code_edit import find_tunables
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from engine import config as config_mod
 from engine.config import RunConfig, TopicConfig, shipped_llm
+from engine.ideas.config import IdeasConfig
 from engine.literature import Paper
 from engine.llm.models import spec_from_dict
 from engine.llm.service import LLM
@@ -37,8 +38,8 @@ def run_config(topic_file: Path | None = None, concurrency: int = 4, **ideas: An
     cfg = config_mod.build(json.loads(_resolved()))
     if topic_file is not None:
         cfg = dataclasses.replace(cfg, topic=TopicConfig("topic", None, None, None, None, topic_file))
-    return dataclasses.replace(cfg, ideas=dataclasses.replace(cfg.ideas, **ideas),
-                               llm=dataclasses.replace(cfg.llm, max_concurrency=concurrency))
+    cfg = cfg.with_section("ideas", dataclasses.replace(IdeasConfig.of(cfg), **ideas))
+    return dataclasses.replace(cfg, llm=dataclasses.replace(cfg.llm, max_concurrency=concurrency))
 
 
 def make_llm(model: ScriptedModel, concurrency: int = 4) -> LLM:

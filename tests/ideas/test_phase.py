@@ -135,7 +135,7 @@ def test_the_real_literature_client_failing_leaves_novelty_unchecked(tmp_path):
     lit_cfg = LiteratureConfig.from_dict({
         "engines": ["arxiv"], "results_per_query": 10, "timeout_s": 5, "max_attempts": 1, "max_wait_s": 1,
         "breaker_failures": 3, "arxiv": {"base_url": f"http://127.0.0.1:{port}", "requests_per_s": 100}})
-    cfg = dataclasses.replace(run_config(num_ideas=1, num_reflections=1, novelty_rounds=2), literature=lit_cfg)
+    cfg = run_config(num_ideas=1, num_reflections=1, novelty_rounds=2).with_section("literature", lit_cfg)
     with ScriptedModel(responder=IdeaModel(done_at=1)) as scripted:
         run_phase(context(tmp_path, cfg, make_llm(scripted)))
     [idea] = read(tmp_path, "ideas.json")["ideas"]

@@ -2,8 +2,8 @@
 import pytest
 
 from engine.errors import EngineError
+from engine.experiments.template import load_template
 from engine.ideas.topic import parse_topic_file, topic_from_template
-from engine.template import load_template
 from tests.conftest import REPO
 from tests.ideas.helpers import FIXTURES
 

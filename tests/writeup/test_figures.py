@@ -19,6 +19,7 @@ from engine.llm.models import ModelSpec
 from engine.llm.service import LLM
 from engine.phase import PhaseContext
 from engine.tracking import NullTracker
+from engine.writeup.config import WriteupConfig
 from engine.writeup.figures import Figure, make_figures
 from engine.writeup.figures.checks import Candidate, blank_reason, check_set, gray
 from engine.writeup.figures.data import load_run
@@ -53,8 +54,8 @@ def drawn(tmp_path_factory):
 def context(run: Path, llm=None, **writeup) -> PhaseContext:
     raw = OmegaConf.to_container(OmegaConf.load(run / "config.yaml"), resolve=True)
     cfg = config_mod.build(raw)
-    cfg = dataclasses.replace(cfg, writeup=dataclasses.replace(cfg.writeup, **writeup),
-                              sandbox=dataclasses.replace(cfg.sandbox, use_bwrap="auto"))
+    cfg = cfg.with_section("writeup", dataclasses.replace(WriteupConfig.of(cfg), **writeup))
+    cfg = dataclasses.replace(cfg, sandbox=dataclasses.replace(cfg.sandbox, use_bwrap="auto"))
     return PhaseContext(run, cfg, llm, NullTracker())
 
 

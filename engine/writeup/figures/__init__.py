@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.phase import PhaseContext
-from engine.sandbox import SandboxConfig
+from engine.sandbox.config import SandboxConfig
+from engine.writeup.config import WriteupConfig
 from engine.writeup.figures.checks import Candidate, check_set
 from engine.writeup.figures.data import RunResults, load_run
 from engine.writeup.figures.model import ModelResult, model_figures, plot_role
@@ -49,7 +50,7 @@ def make_figures(ctx: PhaseContext, out_dir: Path) -> list[Figure]:
         return reused
     _clear(out_dir)
     run = load_run(ctx.run_dir)
-    cfg = ctx.cfg.writeup
+    cfg = WriteupConfig.of(ctx.cfg)
     model = ModelResult()
     role = plot_role(ctx.llm)
     if role is not None and ctx.llm is not None:
@@ -90,10 +91,7 @@ def load_figures(run_dir: Path, out_dir: Path) -> list[Figure] | None:
 
 
 def _sandbox(ctx: PhaseContext) -> SandboxConfig:
-    s = ctx.cfg.sandbox
-    return SandboxConfig(use_bwrap=s.use_bwrap, timeout_s=s.plot_timeout_s, memory_gb=s.memory_gb or 16.0,
-                         max_procs=s.max_procs, max_file_gb=s.max_file_gb, max_dir_gb=s.max_dir_gb,
-                         max_files=s.max_files, uid=s.uid, gid=s.gid, threads=ctx.cfg.cluster.threads_per_node)
+    return ctx.cfg.sandbox.for_plots()
 
 
 def _clear(out_dir: Path) -> None:

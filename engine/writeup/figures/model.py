@@ -15,7 +15,8 @@ from typing import Any
 
 from engine.llm.service import LLM, CallContext, LLMCallError
 from engine.prompts import render_from
-from engine.sandbox import SandboxConfig, run_sandboxed
+from engine.sandbox.config import SandboxConfig
+from engine.sandbox.run import run_sandboxed
 from engine.writeup.figures.checks import blank_reason, gray
 from engine.writeup.figures.data import RunResults
 from engine.writeup.figures.ours import Drawn, Skipped

@@ -11,32 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 
 from engine import interrupt
 from engine.errors import EngineError
-from engine.executor import Executor, LocalExecutor
+from engine.nodes.config import ClusterConfig
+from engine.nodes.executor import Executor, LocalExecutor
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ClusterConfig:
-    kind: str
-    slots: int
-    threads_per_node: int
-    scratch_dir: str | None
-    address: str | None
-    num_cpus: float | None
-    num_gpus: float | None
-    runner_num_cpus: float
-    runner_gpu_fraction: float | None  # None: the template's resources.gpus when the cluster has GPUs
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("local", "ray", "threads"):
-            raise ValueError(f"cluster.kind must be local, ray or threads, got {self.kind!r}")
-        if self.slots < 1 or self.threads_per_node < 1:
-            raise ValueError("cluster.slots and cluster.threads_per_node must be >= 1")
 
 
 def start_executor(cfg: ClusterConfig, template_gpus: float = 0.0) -> Executor:
@@ -46,7 +27,7 @@ def start_executor(cfg: ClusterConfig, template_gpus: float = 0.0) -> Executor:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
-    from engine.ray_executor import InfeasibleError, RayExecutor, RunnerSpec
+    from engine.nodes.ray_executor import InfeasibleError, RayExecutor, RunnerSpec
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if not ray.is_initialized():

@@ -23,7 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.sandbox import SandboxConfig, run_sandboxed
+from engine.sandbox.config import SandboxConfig
+from engine.sandbox.run import run_sandboxed
 from search.node import ExecResult
 
 OUT_DIR = "run_0"  # v1 plot.py scripts label run_0, so each node's own run is run_0 of its folder
@@ -40,10 +41,8 @@ class NodeJob:
     code: str
     support_files: dict[str, bytes]
     sandbox: SandboxConfig
-    plot_timeout_s: float = 300.0
-    max_artifact_mb: float = 50.0
-    scratch_root: str | None = None
-    python: str | None = None  # None: the interpreter of the process that executes the job
+    scratch_root: str | None  # where its scratch directory goes (None: the system's temp dir)
+    python: str | None  # None: the interpreter of the process that executes the job
 
 
 @dataclass
@@ -103,11 +102,11 @@ def _execute_in(job: NodeJob, workdir: Path, extra_files: dict[str, bytes], env:
     plot_error = None
     if result.final_info is not None and "plot.py" in job.support_files:
         restore(workdir, "plot.py", job.support_files["plot.py"])  # the node may have changed it
-        plot = run_sandboxed([python, "plot.py"], workdir, job.sandbox, timeout_s=job.plot_timeout_s,
+        plot = run_sandboxed([python, "plot.py"], workdir, job.sandbox, timeout_s=job.sandbox.plot_timeout_s,
                              extra_env=env, log_prefix="plot_")
         if plot.exit_code != 0:
             plot_error = f"plot.py failed: {plot.exc_type or 'exit ' + str(plot.exit_code)}: {plot.exc_message}"
-    artifacts = collect(workdir, job.max_artifact_mb)
+    artifacts = collect(workdir, job.sandbox.max_artifact_mb)
     result.plots = sorted(rel for rel in artifacts if rel.lower().endswith(".png"))
     return NodeOutcome(job.node_id, result, artifacts, plot_error)
 

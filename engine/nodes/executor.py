@@ -5,8 +5,8 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Protocol
 
-from engine.node_exec import NodeJob, NodeOutcome, execute_node
-from engine.sandbox import kill_all_running
+from engine.nodes.node_exec import NodeJob, NodeOutcome, execute_node
+from engine.sandbox.run import kill_all_running
 
 
 class Executor(Protocol):

@@ -11,7 +11,7 @@ project, the run directory and every other node stay invisible. GPU nodes get th
 bwrap always runs unprivileged: as the engine's user, or, when the engine is root, as `uid`/`gid` (nobody by
 default), which the child switches to before exec. It makes a user namespace (in which nothing can make another:
 --disable-userns), drops every capability, sets no-new-privileges, and installs the seccomp filter of
-engine/sandbox_seccomp.py. A path that user cannot reach (a virtual environment under /root, a run directory
+engine/sandbox/seccomp.py. A path that user cannot reach (a virtual environment under /root, a run directory
 under a private folder) is first bind-mounted by the child, while still root, onto a mount point it can reach,
 in a mount namespace of the child's own, and bwrap binds it from there.
 """
@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.sandbox_seccomp import data_fd, program_fd
+from engine.sandbox.seccomp import data_fd, program_fd
 
 ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "ssl", "ca-certificates", "ca-certificates.conf", "fonts",
        "nsswitch.conf", "localtime", "timezone", "hosts", "alternatives", "matplotlibrc", "os-release")

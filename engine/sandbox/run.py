@@ -1,10 +1,10 @@
-"""Run one program in a directory of its own, confined by bubblewrap (engine/sandbox_bwrap.py).
+"""Run one program in a directory of its own, confined by bubblewrap (engine/sandbox/bwrap.py).
 
 Inside bubblewrap the program sees a minimal read-only system, an empty read-only /tmp, no network, its own
 PID namespace, a user namespace without capabilities, and a seccomp filter; only its working directory is
 writable (TMPDIR points inside it). When the engine runs as root, the program runs as `uid`/`gid` (nobody), which
 owns that directory and nothing else. Limits: a control group of its own where cgroups can be used
-(engine/cgroups.py: memory, counting shared memory and memfd, and processes, enforced by the kernel); otherwise
+(engine/sandbox/cgroups.py: memory, counting shared memory and memfd, and processes, enforced by the kernel); otherwise
 rlimits (address space, except on GPU nodes, where CUDA needs a huge virtual range) and a watchdog on the
 process tree's size and resident memory. Always: file size and core dump rlimits, a watchdog on the size and
 file count of the directory, and a wall-clock timeout that kills the whole process tree.
@@ -28,40 +28,16 @@ from pathlib import Path
 
 import psutil
 
-from engine import cgroups, sandbox_bwrap, sandbox_seccomp
 from engine.errors import EngineError
-from engine.sandbox_watch import kill_tree, watch
+from engine.sandbox import bwrap, cgroups, seccomp
+from engine.sandbox.config import SandboxConfig
+from engine.sandbox.watch import kill_tree, watch
 
 log = logging.getLogger(__name__)
 _warned: set[str] = set()
 _live: dict[subprocess.Popen, cgroups.NodeCgroup | None] = {}  # running programs, killed by kill_all_running()
 _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True)
-
-
-@dataclass(frozen=True)
-class SandboxConfig:
-    use_bwrap: str = "always"  # "always": refuse to run without bubblewrap; "auto": when installed; "never"
-    timeout_s: float = 3600.0
-    memory_gb: float | None = 16.0  # cgroup memory limit (else address-space cap and RSS watchdog); null for none
-    max_procs: int = 256  # processes and threads
-    max_file_gb: float = 4.0
-    max_dir_gb: float = 20.0  # what the working directory may hold, in size ...
-    max_files: int = 100_000  # ... and in files and folders
-    uid: int | None = 65534  # who the program runs as when the engine is root (None: stay root)
-    gid: int = 65534
-    threads: int = 1  # OMP/MKL threads the program is told to use
-    tail_chars: int = 5000
-    poll_s: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.use_bwrap not in ("auto", "always", "never"):
-            raise ValueError(f"sandbox.use_bwrap must be auto, always or never, got {self.use_bwrap!r}")
-        if self.timeout_s <= 0:
-            raise ValueError(f"sandbox.timeout_s must be positive, got {self.timeout_s}")
-        if self.uid == 0 or self.max_dir_gb <= 0 or self.max_files < 1:
-            raise ValueError("sandbox.uid must not be 0 (null: keep the engine's user); sandbox.max_dir_gb and "
-                             "sandbox.max_files must be positive")
 
 
 @dataclass
@@ -93,7 +69,7 @@ def bwrap_path(cfg: SandboxConfig) -> str | None:
         _warn_once("missing", "bubblewrap not found: node programs run without isolation "
                               "(apt-get install bubblewrap to sandbox them)")
     else:
-        sandbox_seccomp.program()  # EngineError now, not in every node, when libseccomp is missing
+        seccomp.program()  # EngineError now, not in every node, when libseccomp is missing
     return path
 
 
@@ -102,12 +78,12 @@ def run_sandboxed(argv: list[str], workdir: Path, cfg: SandboxConfig, timeout_s:
     """Run `argv` in `workdir` (which must exist); stdout/stderr go to `<log_prefix>stdout.txt` /
     `<log_prefix>stderr.txt` there, and their tails are returned."""
     workdir = workdir.resolve()
-    timeout = timeout_s if timeout_s is not None else cfg.timeout_s
+    timeout = timeout_s if timeout_s is not None else cfg.limit_s
     env = _child_env(workdir, cfg, extra_env or {})
     (workdir / ".tmp").mkdir(exist_ok=True)
-    bwrap = bwrap_path(cfg)
-    identity = (cfg.uid, cfg.gid) if bwrap and cfg.uid is not None and os.geteuid() == 0 else None
-    plan = sandbox_bwrap.build(bwrap, workdir, identity, env.get("CUDA_VISIBLE_DEVICES")) if bwrap else None
+    bwrap_exe = bwrap_path(cfg)
+    identity = (cfg.uid, cfg.gid) if bwrap_exe and cfg.uid is not None and os.geteuid() == 0 else None
+    plan = bwrap.build(bwrap_exe, workdir, identity, env.get("CUDA_VISIBLE_DEVICES")) if bwrap_exe else None
     if plan is not None and "isolation" not in _warned:
         _warned.add("isolation")
         log.info("node programs run in bubblewrap (user namespace, no capabilities, seccomp, minimal read-only "
@@ -218,7 +194,7 @@ def _child_setup(cfg: SandboxConfig, identity: tuple[int, int] | None, cg: cgrou
         for path in cg.join_files if cg else []:
             with open(path, "w") as f:
                 f.write(str(os.getpid()))
-        sandbox_bwrap.stage_mounts(stage)
+        bwrap.stage_mounts(stage)
         if as_cap_gb is not None:
             cap = int(as_cap_gb * 2**30)
             resource.setrlimit(resource.RLIMIT_AS, (cap, cap))

@@ -20,8 +20,8 @@ from typing import Any
 
 from engine import interrupt
 from engine.errors import EngineError
-from engine.executor import Executor
-from engine.node_exec import NodeJob, NodeOutcome
+from engine.nodes.executor import Executor
+from engine.nodes.node_exec import NodeJob, NodeOutcome
 from engine.rundir import RunDir
 from search.journal import Journal
 from search.judge import judge

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
-from engine.gpu_share import share_files_and_env
-from engine.node_exec import NodeJob, NodeOutcome, execute_node
+from engine.nodes.node_exec import NodeJob, NodeOutcome, execute_node
+from engine.sandbox.gpu_share import share_files_and_env
 from search.node import ExecResult
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class RayExecutor:
         if not self._idle:
             raise RuntimeError("all slots are busy; wait for a node to finish before submitting")
         actor = self._idle.pop()
-        deadline = time.monotonic() + job.sandbox.timeout_s + job.plot_timeout_s + self.margin
+        deadline = time.monotonic() + job.sandbox.limit_s + job.sandbox.plot_timeout_s + self.margin
         self._running[actor.run.remote(job)] = (actor, job, deadline)
 
     def in_flight(self) -> int:

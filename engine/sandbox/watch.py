@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 
 import psutil
 
-from engine import cgroups
+from engine.sandbox import cgroups
 
 if TYPE_CHECKING:
-    from engine.sandbox import SandboxConfig
+    from engine.sandbox.config import SandboxConfig
 
 
 def watch(proc: subprocess.Popen, cfg: SandboxConfig, timeout: float, workdir: Path,

@@ -6,17 +6,26 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from engine.llm.parsing import ParseError
 from engine.llm.providers import Tool
 from engine.llm.service import LLM, CallContext
-from engine.node_exec import NodeOutcome
-from engine.prompts import render
+from engine.nodes.node_exec import NodeOutcome
+from engine.prompts import render_from
 from search.journal import Journal
 from search.metric import MetricSpec
 from search.node import Node
 from search.operators import Proposal, StageBrief
+
+PROMPTS = Path(__file__).resolve().parent / "prompts"  # the search operators' prompts
+
+
+def render(name: str, **values: object) -> str:
+    """A prompt of the search operators (engine/experiments/prompts/<name>.md) with its $placeholders filled."""
+    return render_from(PROMPTS, name, **values)
+
 
 FEEDBACK_TOOL = Tool(
     name="report",

@@ -4,10 +4,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from engine.experiments.llm_proposer import render
 from engine.llm.providers import Tool
 from engine.llm.service import LLM, CallContext
-from engine.node_exec import NodeOutcome
-from engine.prompts import render
+from engine.nodes.node_exec import NodeOutcome
 from search.node import Node
 
 log = logging.getLogger(__name__)

@@ -9,20 +9,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.cluster import start_executor
 from engine.config import RunConfig
-from engine.driver import Driver, SearchState, slot_utilization
 from engine.errors import EngineError
+from engine.experiments.llm_proposer import Context, LLMFeedback, LLMProposer, LLMSelector
+from engine.experiments.plot_critique import PlotCritic, vision_unavailable
+from engine.experiments.stage_records import StageRecords
+from engine.experiments.template import Template, load_template, template_free
 from engine.llm.ledger import cost_summary
 from engine.llm.service import LLM
-from engine.llm_proposer import Context, LLMFeedback, LLMProposer, LLMSelector
-from engine.node_exec import NodeJob, NodeOutcome
+from engine.nodes.cluster import start_executor
+from engine.nodes.driver import Driver, SearchState, slot_utilization
+from engine.nodes.node_exec import NodeJob, NodeOutcome
 from engine.phase import PhaseContext
-from engine.plot_critique import PlotCritic, vision_unavailable
 from engine.rundir import RunDir, read_json, write_json
-from engine.sandbox import SandboxConfig, bwrap_path
-from engine.stage_records import StageRecords
-from engine.template import Template, load_template, template_free
+from engine.sandbox.config import SandboxConfig
+from engine.sandbox.run import bwrap_path
 from engine.tracking import Tracker
 from engine.viewer import write_viewer
 from search.journal import Journal
@@ -67,13 +68,7 @@ def prepare(cfg: RunConfig) -> Experiment:
     base_code = template.code_for_profile(profile)
     spec = _metric_spec(cfg, template)
     res = manifest.resources if manifest else None
-    sandbox = SandboxConfig(
-        use_bwrap=cfg.sandbox.use_bwrap,
-        timeout_s=cfg.sandbox.timeout_s or (res.timeout_s if res and res.timeout_s else 3600.0),
-        memory_gb=cfg.sandbox.memory_gb or (res.memory_gb if res and res.memory_gb else 16.0),
-        max_procs=cfg.sandbox.max_procs, max_file_gb=cfg.sandbox.max_file_gb, max_dir_gb=cfg.sandbox.max_dir_gb,
-        max_files=cfg.sandbox.max_files, uid=cfg.sandbox.uid, gid=cfg.sandbox.gid,
-        threads=cfg.cluster.threads_per_node)
+    sandbox = cfg.sandbox.for_template(res.timeout_s if res else None, res.memory_gb if res else None)
     bwrap_path(sandbox)  # warn (or refuse, with use_bwrap=always) before any work
     support = template.support_files() if template.experiment_code else {}
     return Experiment(cfg, template, profile, base_code, spec, sandbox, support)
@@ -149,9 +144,7 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
     prior_search_wall = float((previous or {}).get("search_wall_s") or 0.0)
 
     def make_job(node: Node) -> NodeJob:
-        return NodeJob(node.id, node.code, exp.support_files, exp.sandbox,
-                       plot_timeout_s=cfg.sandbox.plot_timeout_s, max_artifact_mb=cfg.sandbox.max_artifact_mb,
-                       scratch_root=cfg.cluster.scratch_dir)
+        return NodeJob(node.id, node.code, exp.support_files, exp.sandbox, cfg.cluster.scratch_dir, None)
 
     def infer(node: Node) -> MetricSpec | None:
         if exp.base_code and node.code != exp.base_code:
@@ -203,7 +196,7 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
     executor = start_executor(cfg.cluster, template_gpus=res.gpus if res else 0.0)
     setup = StageSetup(
         stages=cfg.stages, policy=cfg.policy, offline=llm is None, critique=critic_on, seed=cfg.seed,
-        timeout_s=exp.sandbox.timeout_s, tunables=tuple(manifest.tunables) if manifest else (),
+        timeout_s=exp.sandbox.limit_s, tunables=tuple(manifest.tunables) if manifest else (),
         ablations=tuple(manifest.ablations) if manifest else (), seed_param=manifest.seed_param if manifest else None,
         select=LLMSelector(llm) if llm is not None and llm.has("select") else None)
     records = StageRecords(run, state.journal, lambda: state.spec, tracker, critic_on)
@@ -261,7 +254,7 @@ def _proposer(exp: Experiment, llm: LLM | None, state: SearchState, idea: dict[s
         log.info("plot critique skipped: no model configured (plots are still drawn)")
         return base_first.wrap(offline), None, False
     ctx = Context(exp.template.prompt["task_description"], idea, exp.base_code, sorted(exp.support_files),
-                  lambda: state.spec, exp.sandbox.timeout_s)
+                  lambda: state.spec, exp.sandbox.limit_s)
     feedback = LLMFeedback(llm, lambda: state.spec)
     unavailable = vision_unavailable(llm)
     if unavailable:

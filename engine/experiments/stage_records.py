@@ -18,8 +18,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from engine.experiments.seed_plot import plot_seeds
 from engine.rundir import RunDir, read_json, write_json
-from engine.seed_plot import plot_seeds
 from engine.tracking import Tracker
 from search.journal import Journal
 from search.metric import MetricSpec, flatten_final_info
