@@ -5,6 +5,10 @@ other section names the class that reads it (`_settings_: package.module:Class` 
 conf/writeup/default.yaml): a phase or wing owns its settings, and a new one adds a folder and a conf group
 without editing this module. Each such class has `from_dict(raw, resolve)` (`resolve` turns a path the user
 wrote into an absolute one) and raises ValueError naming the key at fault.
+
+Every key is checked for its type and range here, before a run directory, a model call or a node exists (the
+launch calls `build` before Hydra makes the run directory: engine/startup.py): one line names the key, the value and
+what is allowed (engine/values.py), and the launch ends with exit status 2.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from engine.llm.service import LLMSettings
 from engine.nodes.config import ClusterConfig
 from engine.sandbox.config import SandboxConfig
 from engine.tracking import TrackingConfig
+from engine.values import Section
 from search.policy import PolicyConfig
 from stages.spec import STAGE_NAMES, StagesConfig, StageSettings
 
@@ -87,16 +92,20 @@ def build(cfg: dict[str, Any], launch_dir: Path | None = None) -> RunConfig:
         raise EngineError("no topic given: add +topic=grokking, or +topic=template topic.path=/abs/path")
     resolve = partial(resolve_path, base=launch_dir)
     try:
+        top = Section(cfg, "")
+        top.text("resume", null="a new run")
         cluster = cluster_config(cfg["cluster"])
         replay_run, replay_fallback = _replay(cfg, resolve)
-        roles = resolve_roles(dict(cfg.get("model") or {}), dict(cfg["llm"].get("roles") or {}))
+        roles = resolve_roles(top.get("model"), top.section("llm").get("roles"))
+        budget_scale = Section(cfg["search"], "search").number("budget_scale", above=0)
         return RunConfig(
             topic=_topic(cfg["topic"], resolve), policy=policy_config(cfg["search"]),
-            stages=_stages(cfg["stages"], float(cfg["search"]["budget_scale"])), cluster=cluster,
+            stages=_stages(cfg["stages"], budget_scale), cluster=cluster,
             sandbox=SandboxConfig.from_dict(cfg["sandbox"], cluster.threads_per_node),
-            tracking=tracking_config(cfg["tracking"]), proposer=_proposer(str(cfg["proposer"]), roles, replay_run),
-            seed=int(cfg["seed"]), llm=llm_settings(cfg["llm"]), roles=roles, replay_run=replay_run,
-            replay_fallback=replay_fallback, sections=build_sections(cfg, resolve))
+            tracking=tracking_config(cfg["tracking"]),
+            proposer=_proposer(top.choice("proposer", ("auto", "offline", "llm")), roles, replay_run),
+            seed=top.integer("seed", at_least=0, at_most=2**32 - 1), llm=llm_settings(cfg["llm"]), roles=roles,
+            replay_run=replay_run, replay_fallback=replay_fallback, sections=build_sections(cfg, resolve))
     except KeyError as e:
         raise EngineError(f"missing config value: {e.args[0]}") from None
     except (TypeError, ValueError) as e:
@@ -107,8 +116,9 @@ def build_sections(cfg: dict[str, Any], resolve: Callable[[str], Path]) -> dict[
     """Every section that names its settings class, built by that class."""
     out = {}
     for name, raw in cfg.items():
-        if isinstance(raw, dict) and raw.get(SETTINGS_KEY):
-            out[name] = settings_class(str(raw[SETTINGS_KEY]), name).from_dict(raw, resolve)
+        if isinstance(raw, dict) and SETTINGS_KEY in raw:
+            target = Section(raw, name).text(SETTINGS_KEY)
+            out[name] = settings_class(target, name).from_dict(raw, resolve)
     return out
 
 
@@ -120,33 +130,33 @@ def settings_class(target: str, section: str) -> Any:
         raise ValueError(f"{section}.{SETTINGS_KEY}={target}: no such class (module:Class)") from None
 
 
-def _topic(t: dict[str, Any], resolve: Callable[[str], Path]) -> TopicConfig:
-    topic_file = resolve(str(t["file"])) if t.get("file") else None
+def _topic(raw: dict[str, Any], resolve: Callable[[str], Path]) -> TopicConfig:
+    t = Section(raw, "topic")
+    file = t.text("file", null="no topic file", default=None)
+    path = t.text("path", null="no template: a topic file", default=None)
+    topic_file = resolve(file) if file else None
     if topic_file is not None and not topic_file.is_file():
-        raise ValueError(f"topic.file={t['file']}: no such file")
-    if t.get("path") is None and topic_file is None:
+        raise ValueError(f"topic.file={file}: no such file")
+    if path is None and topic_file is None:
         raise ValueError("the topic has neither a template (topic.path) nor a topic file (topic.file)")
-    topic = TopicConfig(str(t["name"]), resolve(str(t["path"])) if t.get("path") else None,
-                        t.get("profile"), t.get("metric"), t.get("direction"), topic_file)
-    if topic.direction not in (None, "maximize", "minimize"):
-        raise ValueError(f"topic.direction must be maximize or minimize, got {topic.direction!r}")
-    return topic
+    return TopicConfig(t.text("name"), resolve(path) if path else None,
+                       t.text("profile", null="the manifest's default_profile"),
+                       t.text("metric", null="the manifest's, else the baseline's first metric"),
+                       t.choice("direction", ("maximize", "minimize"), null="the manifest's, else maximize"),
+                       topic_file)
 
 
 def _replay(cfg: dict[str, Any], resolve: Callable[[str], Path]) -> tuple[Path | None, str]:
     """A replay keeps the recorded run's model settings (names, prices) and serves its recorded replies."""
-    replay = cfg.get("replay") or {}
+    replay = Section(cfg.get("replay") or {"run": None, "fallback": "error"}, "replay")
+    run = replay.text("run", null="no replay")
+    fallback = replay.choice("fallback", ("error", "live"))
     if (cfg.get("model") or {}).get("name") == "replay":
         raise ValueError("model=replay needs replay.run=/path/to/recorded/run")
-    fallback = str(replay.get("fallback") or "error")
-    if fallback not in ("error", "live"):
-        raise ValueError(f"replay.fallback must be error or live, got {fallback!r}")
-    return (resolve(str(replay["run"])) if replay.get("run") else None), fallback
+    return (resolve(run) if run else None), fallback
 
 
 def _proposer(proposer: str, roles: dict[str, ModelSpec], replay_run: Path | None) -> str:
-    if proposer not in ("auto", "offline", "llm"):
-        raise ValueError(f"proposer must be auto, offline or llm, got {proposer!r}")
     if proposer == "llm" and not roles and replay_run is None:
         raise ValueError("proposer=llm but no model is configured: set model=<name> (conf/model/) or "
                          "model.base_url=URL model.name=NAME")
@@ -156,49 +166,64 @@ def _proposer(proposer: str, roles: dict[str, ModelSpec], replay_run: Path | Non
 
 
 def _stages(raw: dict[str, Any], budget_scale: float = 1.0) -> StagesConfig:
-    """The stages' settings, every node budget multiplied by `budget_scale` (search.budget_scale; at least 1)."""
-    if not budget_scale > 0:
-        raise ValueError(f"search.budget_scale must be > 0, got {budget_scale}")
+    """The stages' settings, every node budget multiplied by `budget_scale` (search.budget_scale; at least 1).
+    Every stage's settings are checked, also those of a stage this run leaves out."""
+    s = Section(raw, "stages")
     run = raw.get("run")
-    if isinstance(run, str):
-        run = [run]
-    settings = {}
-    for name in run or ():
+    for name in [run] if isinstance(run, str) else run if isinstance(run, list) else ():
         if name not in STAGE_NAMES:
             raise ValueError(f"stages.run: unknown stage {name!r}; stages, in order: {', '.join(STAGE_NAMES)}")
-        st = raw.get(name)
-        if not isinstance(st, dict):
-            raise ValueError(f"stages.{name}: missing (max_nodes, offline_max_nodes)")
-        settings[str(name)] = StageSettings(str(name), _scaled(st["max_nodes"], budget_scale),
-                                            _scaled(st["offline_max_nodes"], budget_scale),
-                                            bool(st["run_to_budget"]))
-    return StagesConfig(tuple(str(n) for n in run or ()), settings, int(raw["num_seeds"]),
-                        int(raw["critique_max_plots"]), float(raw["scale_up_fraction"]),
-                        float(raw["tie_break_tolerance"]), float(raw["noise_z"]))
+    run = s.names("run", STAGE_NAMES)
+    settings = {}
+    for name in STAGE_NAMES:
+        if name not in raw and name not in run:
+            continue
+        st = s.section(name)
+        stage = StageSettings(name, _scaled(st.integer("max_nodes", at_least=1), budget_scale),
+                              _scaled(st.integer("offline_max_nodes", at_least=1), budget_scale),
+                              st.flag("run_to_budget"))
+        if name in run:
+            settings[name] = stage
+    return StagesConfig(run, settings, s.integer("num_seeds", at_least=1), s.integer("critique_max_plots", at_least=1),
+                        s.number("scale_up_fraction", at_least=0, at_most=1),
+                        s.number("tie_break_tolerance", at_least=0), s.number("noise_z", at_least=0))
 
 
-def policy_config(s: dict[str, Any]) -> PolicyConfig:
-    return PolicyConfig(int(s["num_drafts"]), float(s["debug_prob"]), int(s["max_debug_depth"]),
-                        _opt_int(s["lookahead"]))
+def policy_config(raw: dict[str, Any]) -> PolicyConfig:
+    s = Section(raw, "search")
+    return PolicyConfig(s.integer("num_drafts", at_least=1), s.number("debug_prob", at_least=0, at_most=1),
+                        s.integer("max_debug_depth", at_least=0),
+                        s.integer("lookahead", at_least=0, null="one per slot with a model, none offline"))
 
 
-def cluster_config(c: dict[str, Any]) -> ClusterConfig:
-    runner = c["runner"]
-    return ClusterConfig(str(c["kind"]), int(c["slots"]), int(c["threads_per_node"]), c["scratch_dir"],
-                         c["address"], _opt_float(c["num_cpus"]), _opt_float(c["num_gpus"]),
-                         float(runner["num_cpus"]), _opt_float(runner["gpu_fraction"]))
+def cluster_config(raw: dict[str, Any]) -> ClusterConfig:
+    c = Section(raw, "cluster")
+    runner = c.section("runner")
+    fraction = runner.number("gpu_fraction", at_least=0, null="the template's resources.gpus")
+    if fraction is not None and fraction > 1 and fraction != int(fraction):
+        raise runner.refuse("gpu_fraction", fraction, "a share of one GPU (0 to 1) or a whole number of GPUs")
+    return ClusterConfig(c.choice("kind", ("local", "ray", "threads")), c.integer("slots", at_least=1),
+                         c.integer("threads_per_node", at_least=1),
+                         c.text("scratch_dir", null="the system's temporary directory"),
+                         c.text("address", null="a private Ray instance"),
+                         c.number("num_cpus", above=0, null="all of them"),
+                         c.number("num_gpus", at_least=0, null="the real GPUs found"),
+                         runner.number("num_cpus", at_least=0), fraction)
 
 
-def tracking_config(w: dict[str, Any]) -> TrackingConfig:
-    return TrackingConfig(str(w["kind"]), str(w["project"]), w["entity"], w["group"], w["mode"], str(w["job_type"]))
+def tracking_config(raw: dict[str, Any]) -> TrackingConfig:
+    w = Section(raw, "tracking")
+    return TrackingConfig(w.choice("kind", ("wandb", "none")), w.text("project"),
+                          w.text("entity", null="your wandb default"), w.text("group", null="no group"),
+                          w.choice("mode", ("online", "offline", "disabled"),
+                                   null="online with WANDB_API_KEY, else offline"), w.text("job_type"))
 
 
-def llm_settings(m: dict[str, Any]) -> LLMSettings:
-    llm = LLMSettings(int(m["max_concurrency"]), int(m["max_retries"]), float(m["timeout_s"]), int(m["reask"]),
-                      float(m["temperature"]), int(m["max_tokens"]))
-    if llm.max_concurrency < 1 or llm.max_retries < 0 or llm.reask < 0:
-        raise ValueError("llm.max_concurrency must be >= 1, llm.max_retries and llm.reask >= 0")
-    return llm
+def llm_settings(raw: dict[str, Any]) -> LLMSettings:
+    m = Section(raw, "llm")
+    return LLMSettings(m.integer("max_concurrency", at_least=1), m.integer("max_retries", at_least=0),
+                       m.number("timeout_s", above=0, null="no limit"), m.integer("reask", at_least=0),
+                       m.number("temperature", at_least=0, at_most=2), m.integer("max_tokens", at_least=1))
 
 
 # -- the shipped defaults, for code that runs outside a Hydra run ---------------------------------------------
@@ -253,14 +278,5 @@ def shipped_tracking(option: str = "wandb", **overrides: Any) -> TrackingConfig:
     return tracking_config(shipped("tracking", option) | overrides)
 
 
-def _scaled(nodes: Any, scale: float) -> int:
-    n = int(nodes)  # a budget below 1 stays as given, so StageSettings names the key at fault
-    return n if n < 1 else max(1, math.floor(n * scale + 0.5))  # half up: 0.5 x 3 nodes is 2
-
-
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _opt_int(value: Any) -> int | None:
-    return None if value is None else int(value)
+def _scaled(nodes: int, scale: float) -> int:
+    return max(1, math.floor(nodes * scale + 0.5))  # half up: 0.5 x 3 nodes is 2

@@ -17,7 +17,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from engine import config as config_mod
-from engine import interrupt
+from engine import interrupt, startup
 from engine.errors import EngineError
 from engine.llm.ledger import Ledger
 from engine.llm.service import LLM
@@ -52,64 +52,17 @@ def build_llm(settings: config_mod.RunConfig, run_dir: Path) -> LLM | None:
     return LLM(settings.roles, settings.llm, os.environ, ledger, recorder)
 
 
-def with_new_keys(saved: Any, cfg: DictConfig) -> dict[str, Any]:
-    """A saved run's config with every key it predates taken from this command's composition (the shipped
-    defaults): the saved values win, and defaults stay written in one place, conf/."""
-    assert isinstance(saved, dict)
-    current = OmegaConf.to_container(cfg, resolve=True)
-
-    def fill(into: dict[str, Any], defaults: dict[str, Any]) -> None:
-        for key, value in defaults.items():
-            if key not in into:
-                into[key] = value
-            elif isinstance(into[key], dict) and isinstance(value, dict):
-                fill(into[key], value)
-
-    assert isinstance(current, dict)
-    fill(saved, {k: v for k, v in current.items() if k not in ("resume", "topic", "model", "replay")})
-    return saved
-
-
-def load_replayed_config(cfg: DictConfig) -> dict[str, Any]:
-    """A replay runs the recorded run's config (its model settings included), answered by its transcripts."""
-    if not cfg.replay.run:
-        raise EngineError("model=replay needs replay.run=/path/to/recorded/run")
-    recorded = Path(str(cfg.replay.run)).expanduser().resolve() / "config.yaml"
-    if not recorded.is_file():
-        raise EngineError(f"replay.run={cfg.replay.run}: no config.yaml there; is it a run directory?")
-    resolved = with_new_keys(OmegaConf.to_container(OmegaConf.load(recorded), resolve=True), cfg)
-    resolved["replay"] = {"run": str(recorded.parent), "fallback": str(cfg.replay.get("fallback") or "error")}
-    resolved["proposer"] = "llm"
-    resolved["tracking"] = OmegaConf.to_container(cfg.tracking, resolve=True)
-    return resolved
-
-
 def run(cfg: DictConfig) -> dict[str, Any]:
     interrupt.install()
-    run_dir = Path(HydraConfig.get().runtime.output_dir).resolve()
-    saved = run_dir / "config.yaml"
-    if cfg.model.get("name") == "replay" and not cfg.get("resume"):
-        resolved = load_replayed_config(cfg)
-        write_atomic(saved, OmegaConf.to_yaml(OmegaConf.create(resolved)))
-    elif cfg.get("resume"):
-        if not saved.is_file():
-            raise EngineError(f"resume={cfg.resume}: no config.yaml there; is it a run directory of this engine?")
-        resolved = with_new_keys(OmegaConf.to_container(OmegaConf.load(saved), resolve=True), cfg)
-        # which phases to run is the one thing a resume takes from the command line
-        given = {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
-        for key in ("phases", "redo"):
-            if f"pipeline.{key}" in given:
-                resolved.setdefault("pipeline", {})[key] = OmegaConf.to_container(cfg.pipeline[key])
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir).resolve()
+    resolved = startup.resolved_config(cfg, run_dir, list(hydra_cfg.overrides.task),
+                                       Path(str(hydra_cfg.sweep.dir)) if sweeping() else None)
+    if cfg.get("resume"):
         log.info("resuming %s with its saved config (overrides on this command line are ignored, except "
                  "pipeline.phases and pipeline.redo)", run_dir)
     else:
-        resolved = OmegaConf.to_container(cfg, resolve=True)
-        assert isinstance(resolved, dict)
-        if sweeping() and not (resolved.get("tracking") or {}).get("group"):
-            # the runs of a sweep are one wandb group, named after the sweep's folder
-            resolved["tracking"]["group"] = Path(str(HydraConfig.get().sweep.dir)).name
-        write_atomic(saved, OmegaConf.to_yaml(OmegaConf.create(resolved)))
-    assert isinstance(resolved, dict)
+        write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
     settings = config_mod.build(resolved)
     llm = build_llm(settings, run_dir)
     ctx = PhaseContext(run_dir, settings, llm, NullTracker())
@@ -147,6 +100,7 @@ def main(cfg: DictConfig) -> None:
         log.error("%s", e)
         if sweeping():
             raise  # the sweep records this point as failed and goes on with the others
+        startup.forget_run_dir(Path(HydraConfig.get().runtime.output_dir))
         sys.exit(2)
     except KeyboardInterrupt:
         if sweeping():

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from engine.config import RunConfig
 from engine.llm.service import LLM
 from engine.tracking import Tracker
+from engine.values import Section
 
 if TYPE_CHECKING:
     from engine.literature import LiteratureSearch
@@ -31,23 +32,17 @@ class PipelineSettings:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], resolve: Any = None) -> PipelineSettings:
-        redo = _phase_list(raw.get("redo") or [], "pipeline.redo")
+        s = Section(raw, "pipeline")
+        redo = s.names("redo", PHASES, empty_ok=True)
         if "experiments" in redo:
             raise ValueError("pipeline.redo: the experiments cannot be redone in place (the journal is the run's "
                              "record); start a new run, or resume this one")
-        return cls(_phase_list(raw["phases"], "pipeline.phases"), redo)
+        phases = s.names("phases", PHASES)
+        return cls(tuple(n for n in PHASES if n in phases), tuple(n for n in PHASES if n in redo))
 
     @classmethod
     def of(cls, cfg: RunConfig) -> PipelineSettings:
         return cfg.section("pipeline", cls)
-
-
-def _phase_list(raw: Any, key: str) -> tuple[str, ...]:
-    names = [raw] if isinstance(raw, str) else list(raw)
-    unknown = [n for n in names if n not in PHASES]
-    if unknown:
-        raise ValueError(f"{key}: unknown phase {unknown[0]!r}; phases, in order: {', '.join(PHASES)}")
-    return tuple(n for n in PHASES if n in names)
 
 
 class PhaseSkipped(Exception):

@@ -13,8 +13,10 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from engine.config import RunConfig
 from engine.errors import EngineError
 from engine.llm.ledger import cost_summary
 from engine.phase import PHASES, PhaseContext, PhaseSkipped, PipelineSettings, marker_path, read_marker
@@ -30,6 +32,12 @@ ENTRY_POINTS = {  # phase -> the module holding its run_phase
     "writeup": "engine.writeup",
     "review": "engine.review.phase",
 }
+# phase -> what reads the user's files that phase needs (EngineError naming the file) before the launch makes a
+# run directory; a light module, so that a refused launch ends in seconds
+INPUT_CHECKS = {
+    "ideas": "engine.ideas.topic",
+    "experiments": "engine.experiments.template",
+}
 # what pipeline.redo=[<phase>] clears first, so the phase starts afresh instead of continuing its checkpoints;
 # the experiments are never cleared (their journal is the run's record): start a new run to search again
 REDO_CLEARS = {"ideas": ("ideas", "ideas.json", "idea.json"), "writeup": ("paper",), "review": ("review.json",)}
@@ -39,6 +47,16 @@ NEEDS = {"experiments": None, "writeup": "experiments", "review": "writeup", "id
 
 def entry_point(name: str) -> Callable[[PhaseContext], dict[str, Any]]:
     return importlib.import_module(ENTRY_POINTS[name]).run_phase
+
+
+def check_inputs(cfg: RunConfig, run_dir: Path | None = None) -> None:
+    """Read the inputs of every phase this launch will run (of a resumed run in `run_dir`, the phases not done or
+    to be redone), before any run directory, model call or node."""
+    settings = PipelineSettings.of(cfg)
+    for name in settings.phases:
+        marker = read_marker(run_dir, name) if run_dir is not None and run_dir.is_dir() else None
+        if name in INPUT_CHECKS and not (marker and marker.get("status") == "done" and name not in settings.redo):
+            importlib.import_module(INPUT_CHECKS[name]).check_inputs(cfg)
 
 
 def preflight(ctx: PhaseContext) -> None:

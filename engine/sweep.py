@@ -33,6 +33,7 @@ from typing import Any
 from engine import interrupt
 from engine.errors import EngineError
 from engine.rundir import read_json, write_atomic
+from engine.values import Section
 
 log = logging.getLogger("engine.sweep")
 RECORD = "sweep.json"
@@ -48,15 +49,19 @@ class SweepSettings:
     stop_grace_s: float
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> SweepSettings:
+    def from_dict(cls, raw: dict[str, Any], resolve: object = None) -> SweepSettings:
+        """ValueError naming the key, the value and what is allowed (a single run checks these too)."""
+        s = Section(raw, "sweep")
+        return cls(s.integer("max_concurrent_runs", at_least=1), s.flag("fair_share"),
+                   s.number("stop_grace_s", at_least=0))
+
+    @classmethod
+    def of_sweep(cls, raw: dict[str, Any]) -> SweepSettings:
+        """The settings of the sweep being launched; EngineError on a bad value."""
         try:
-            s = cls(int(raw["max_concurrent_runs"]), bool(raw["fair_share"]), float(raw["stop_grace_s"]))
-        except (KeyError, TypeError, ValueError) as e:
-            raise EngineError(f"bad sweep.* value: {e}") from None
-        if s.max_concurrent_runs < 1 or s.stop_grace_s < 0:
-            raise EngineError(f"sweep.max_concurrent_runs must be >= 1 and sweep.stop_grace_s >= 0, got "
-                              f"{s.max_concurrent_runs} and {s.stop_grace_s}")
-        return s
+            return cls.from_dict(raw)
+        except ValueError as e:
+            raise EngineError(f"bad config value: {e}") from None
 
 
 @dataclass

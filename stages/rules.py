@@ -76,8 +76,10 @@ def brief(stage: StageSettings, view: Journal, pending: Sequence[Node], suggesti
 
 
 def scale_up_note(best: Node | None, timeout_s: float, fraction: float) -> str:
-    """The stage-3 signal: runs finish far below the time limit, so there is room for a larger experiment."""
-    if best is None or best.exec.exec_time_s <= 0 or best.exec.exec_time_s >= fraction * timeout_s:
+    """The stage-3 signal: runs finish far below the time limit, so there is room for a larger experiment
+    (none without a time limit: timeout_s is math.inf)."""
+    if best is None or best.exec.exec_time_s <= 0 or best.exec.exec_time_s >= fraction * timeout_s \
+            or timeout_s == float("inf"):
         return ""
     return (f"Runs finish far below the time limit: the best run took {best.exec.exec_time_s:.0f} s of "
             f"{timeout_s:.0f} s. Scale up (more training steps, data or model size) where it serves the idea.")

@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from engine.errors import EngineError
-from engine.experiments.phase import prepare
+from engine.pipeline import check_inputs
 from tests.conftest import NO_RAY, launch, one_stage, run_config
 
 
@@ -56,24 +56,25 @@ def test_misspelled_key_is_rejected_by_hydra(tmp_path):
 
 
 BAD_VALUES = [
-    ("search.debug_prob=2", "search.debug_prob must be in [0, 1]"),
-    ("cluster.slots=0", "cluster.slots and cluster.threads_per_node must be >= 1"),
-    ("topic.profile=huge", "no profile 'huge'"),
+    ("search.debug_prob=2", "search.debug_prob=2: must be a number >= 0 and <= 1"),
+    ("cluster.slots=0", "cluster.slots=0: must be an integer >= 1"),
+    ("topic.profile=huge", "no profile 'huge' (topic.profile=huge)"),
     ("topic.path=/nonexistent/folder", "not a folder"),
     ("stages.run=[initial,tunning]", "unknown stage 'tunning'; stages, in order: initial, tuning"),
     ("stages.run=[initial,agenda]", "stages.run must be a prefix of"),
-    ("stages.num_seeds=0", "stages.num_seeds must be >= 1"),
-    ("stages.tuning.max_nodes=0", "stages.tuning.max_nodes and offline_max_nodes must be >= 1"),
+    ("stages.num_seeds=0", "stages.num_seeds=0: must be an integer >= 1"),
+    ("stages.tuning.max_nodes=0", "stages.tuning.max_nodes=0: must be an integer >= 1"),
 ]
 
 
 @pytest.mark.parametrize("override, message", BAD_VALUES)
 def test_bad_values_give_one_clear_line(override, message):
-    """Each value is refused where a launch meets it (the config's checks, or the template when the experiment
-    phase loads it), as an EngineError: what the entry point prints as one line, with exit code 2 and no
-    traceback (the two launches below check that, once for each place)."""
+    """Each value is refused by the check a launch makes before Hydra makes the run directory (the config's
+    settings, then the template the experiments will load), as an EngineError: what the entry point prints as
+    one line, with exit code 2 and no traceback (the two launches below check that, once for each place)."""
     with pytest.raises(EngineError) as e:
-        prepare(run_config(override))
+        cfg = run_config(override)
+        check_inputs(cfg)
     assert message in str(e.value)
 
 
@@ -81,8 +82,9 @@ def test_bad_values_give_one_clear_line(override, message):
 def test_a_bad_value_ends_the_launch_with_its_line_and_exit_code_2(tmp_path, override, message):
     res = launch("+topic=grokking", override, "tracking=none", f"hydra.run.dir={tmp_path / 'r'}")
     assert res.returncode == 2
+    assert res.stderr.splitlines() == [f"error: {res.stderr.partition('error: ')[2].strip()}"]
     assert message in res.stderr
-    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "r").exists(), "the launch was refused before Hydra made its run directory"
 
 
 def test_no_topic_says_how_to_choose_one(tmp_path):

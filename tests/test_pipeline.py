@@ -101,8 +101,8 @@ def test_one_phase_on_an_existing_run_and_redo(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("pipeline.phases=[ideas,papers]", "pipeline.phases: unknown phase 'papers'"),
-    ("pipeline.redo=[review,x]", "pipeline.redo: unknown phase 'x'"),
+    ("pipeline.phases=[ideas,papers]", r"pipeline.phases=\['ideas', 'papers'\]: unknown 'papers'"),
+    ("pipeline.redo=[review,x]", r"pipeline.redo=\['review', 'x'\]: unknown 'x'"),
     ("pipeline.redo=[experiments]", "the experiments cannot be redone in place"),
 ])
 def test_bad_phase_names_are_named(override, message):

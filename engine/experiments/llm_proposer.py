@@ -77,7 +77,9 @@ class LLMProposer:
         name, direction = _metric_words(c.spec_fn())
         return render("system", task_description=c.task_description, idea=idea,
                       support_files=", ".join(c.support_files) or "nothing else", metric_name=name,
-                      metric_direction=direction, timeout_s=int(c.timeout_s))
+                      metric_direction=direction,
+                      time_limit="no time limit" if c.timeout_s == float("inf") else
+                      f"{c.timeout_s:.0f} seconds of wall-clock time")
 
     def _ask(self, prompt: str, target: Node | None, brief: StageBrief | None = None) -> Proposal:
         call = CallContext(target.id, target.step, target.stage) if target else CallContext()

@@ -14,7 +14,7 @@ from engine.errors import EngineError
 from engine.experiments.llm_proposer import Context, LLMFeedback, LLMProposer, LLMSelector
 from engine.experiments.plot_critique import PlotCritic, vision_unavailable
 from engine.experiments.stage_records import StageRecords
-from engine.experiments.template import Template, load_template, template_free
+from engine.experiments.template import Template, template_and_code
 from engine.llm.ledger import cost_summary
 from engine.llm.service import LLM
 from engine.nodes.cluster import start_executor
@@ -52,20 +52,11 @@ class Experiment:
 
 
 def prepare(cfg: RunConfig) -> Experiment:
-    if cfg.topic.path is None:  # a topic file without a template
-        assert cfg.topic.file is not None
-        template = template_free(cfg.topic.file)
-        if cfg.proposer == "offline":
-            raise EngineError(f"topic file {cfg.topic.file} has no template: a model must draft the first program "
-                              "(model=<name>, or model.base_url=URL model.name=NAME)")
-    else:
-        template = load_template(cfg.topic.path)
+    if cfg.topic.path is None and cfg.proposer == "offline":  # a topic file without a template
+        raise EngineError(f"topic file {cfg.topic.file} has no template: a model must draft the first program "
+                          "(model=<name>, or model.base_url=URL model.name=NAME)")
+    template, profile, base_code = template_and_code(cfg)
     manifest = template.manifest
-    profile = cfg.topic.profile or (manifest.default_profile if manifest else None)
-    if profile is not None and manifest is None:
-        raise EngineError(f"topic.profile={profile} but {template.path} has no manifest.yaml with profiles; "
-                          "set topic.profile=null")
-    base_code = template.code_for_profile(profile)
     spec = _metric_spec(cfg, template)
     res = manifest.resources if manifest else None
     sandbox = cfg.sandbox.for_template(res.timeout_s if res else None, res.memory_gb if res else None)

@@ -11,15 +11,20 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from engine.errors import TemplateError
+from engine.inputs import read_text
+from engine.values import Section, is_number, show
 from search import code_edit
 from search.code_edit import Scalar
 from search.metric import MetricSpec
 from search.offline import TunableSpec
+
+if TYPE_CHECKING:
+    from engine.config import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +71,8 @@ class Template:
         profiles = self.manifest.profiles if self.manifest else {}
         if profile not in profiles:
             raise TemplateError(self.path / "manifest.yaml", "profiles",
-                                f"no profile {profile!r}; available: {sorted(profiles) or 'none'}")
+                                f"no profile {profile!r} (topic.profile={profile}); available: "
+                                f"{', '.join(sorted(profiles)) or 'none'}")
         try:
             return code_edit.set_values(self.experiment_code, profiles[profile])
         except KeyError as e:
@@ -93,8 +99,30 @@ def template_free(topic_file: Path) -> Template:
     """A topic without a template: no program to start from (the model drafts it from the idea), no support
     files; the topic file's text is the task description."""
     return Template(path=topic_file.parent, name=topic_file.stem, experiment_code="",
-                    prompt={"system": "", "task_description": topic_file.read_text()}, seed_ideas=[],
+                    prompt={"system": "", "task_description": read_text(topic_file, f"topic file {topic_file}")},
+                    seed_ideas=[],
                     plot_code=None, latex_path=None, manifest=None, baseline_final_info=None)
+
+
+def template_and_code(cfg: RunConfig) -> tuple[Template, str | None, str]:
+    """The run's template (a template-free stand-in for a topic file), its size profile and its code at that
+    profile; TemplateError naming the file and the field."""
+    if cfg.topic.path is None:  # a topic file without a template
+        assert cfg.topic.file is not None
+        template = template_free(cfg.topic.file)
+    else:
+        template = load_template(cfg.topic.path)
+    manifest = template.manifest
+    profile = cfg.topic.profile or (manifest.default_profile if manifest else None)
+    if profile is not None and manifest is None:
+        raise TemplateError(template.path, "topic.profile", f"topic.profile={profile} but the template has no "
+                            "manifest.yaml with profiles; set topic.profile=null")
+    return template, profile, template.code_for_profile(profile)
+
+
+def check_inputs(cfg: RunConfig) -> None:
+    """What the experiments read from the user, read before the launch makes a run directory."""
+    template_and_code(cfg)
 
 
 def load_template(path: str | Path) -> Template:
@@ -104,7 +132,7 @@ def load_template(path: str | Path) -> Template:
     experiment = path / "experiment.py"
     if not experiment.is_file():
         raise TemplateError(experiment, "experiment.py", "missing: a template needs experiment.py")
-    code = experiment.read_text()
+    code = read_text(experiment)
     try:
         compile(code, str(experiment), "exec")
     except SyntaxError as e:
@@ -134,7 +162,7 @@ def load_template(path: str | Path) -> Template:
     manifest_file = path / "manifest.yaml"
     manifest = _load_manifest(manifest_file, code) if manifest_file.is_file() else None
     return Template(path=path, name=path.name, experiment_code=code, prompt=prompt, seed_ideas=seed_ideas,
-                    plot_code=plot.read_text() if plot.is_file() else None,
+                    plot_code=read_text(plot) if plot.is_file() else None,
                     latex_path=latex if latex.is_file() else None, manifest=manifest,
                     baseline_final_info=baseline)
 
@@ -143,7 +171,7 @@ def _read_json(file: Path, kind: type) -> Any:
     if not file.is_file():
         raise TemplateError(file, file.name, "missing")
     try:
-        data = json.loads(file.read_text())
+        data = json.loads(read_text(file))
     except json.JSONDecodeError as e:
         raise TemplateError(file, f"line {e.lineno}", f"invalid JSON: {e.msg}") from None
     if not isinstance(data, kind):
@@ -153,7 +181,7 @@ def _read_json(file: Path, kind: type) -> Any:
 
 def _load_manifest(file: Path, code: str) -> Manifest:
     try:
-        raw = yaml.safe_load(file.read_text()) or {}
+        raw = yaml.safe_load(read_text(file)) or {}
     except yaml.YAMLError as e:
         raise TemplateError(file, "yaml", str(e).replace("\n", " ")) from None
     if not isinstance(raw, dict):
@@ -188,10 +216,15 @@ def _load_manifest(file: Path, code: str) -> Manifest:
                                 "module constant or function default)")
         if not isinstance(spec, dict):
             raise TemplateError(file, where, "expected {values: [...]} or {low: .., high: .., log: bool}")
-        values = tuple(spec.get("values", ()))
+        values = spec.get("values", ())
         low, high = spec.get("low"), spec.get("high")
+        if not isinstance(values, list) and values != ():
+            raise TemplateError(file, f"{where}.values", "expected a list of values")
+        values = tuple(values)
         if not values and (low is None or high is None):
             raise TemplateError(file, where, "give either values: [...] or both low and high")
+        if any(v is not None and not is_number(v) for v in (low, high)):
+            raise TemplateError(file, where, f"low and high must be numbers, got {show(low)} and {show(high)}")
         if low is not None and high is not None and not float(low) <= float(high):
             raise TemplateError(file, where, f"low ({low}) must not exceed high ({high})")
         current = hyper[name].value
@@ -199,15 +232,25 @@ def _load_manifest(file: Path, code: str) -> Manifest:
                                      None if high is None else float(high), bool(spec.get("log", False)),
                                      isinstance(current, int) and not isinstance(current, bool))
 
-    res = raw.get("resources") or {}
-    try:
-        resources = Resources(**res)
-    except TypeError as e:
-        raise TemplateError(file, "resources", f"{e}; known: cpus, gpus, memory_gb, timeout_s") from None
+    resources = _resources(file, raw.get("resources") or {})
     seed_param = raw.get("seed_param")
     if seed_param is not None and seed_param not in hyper:
         raise TemplateError(file, "seed_param", f"{seed_param!r} is not a hyperparameter of experiment.py")
     return Manifest(metric, profiles, default_profile, tunables, ablations, resources, seed_param)
+
+
+def _resources(file: Path, raw: Any) -> Resources:
+    known = ("cpus", "gpus", "memory_gb", "timeout_s")
+    if isinstance(raw, dict) and set(raw) - set(known):
+        raise TemplateError(file, "resources", f"unknown field {sorted(set(raw) - set(known))[0]!r}; known: "
+                            f"{', '.join(known)}")
+    try:
+        r = Section(raw, "resources")
+        return Resources(r.number("cpus", at_least=0, default=1.0), r.number("gpus", at_least=0, default=0.0),
+                         r.number("memory_gb", above=0, null="the config's", default=None),
+                         r.number("timeout_s", above=0, null="the config's", default=None))
+    except ValueError as e:
+        raise TemplateError(file, "resources", str(e)) from None
 
 
 def _settings_map(file: Path, section: str, raw: Any, hyper: dict) -> dict[str, dict[str, Scalar]]:

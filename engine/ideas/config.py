@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.values import Section
+
 if TYPE_CHECKING:
     from engine.config import RunConfig
 
@@ -22,16 +24,15 @@ class IdeasConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], resolve: Callable[[str], Path]) -> IdeasConfig:
         """ValueError names the key; `resolve` turns the path of ideas.load into an absolute one."""
-        load = resolve(str(raw["load"])) if raw.get("load") else None
-        cfg = cls(int(raw["num_ideas"]), int(raw["num_reflections"]), int(raw["novelty_rounds"]),
-                  bool(raw["check_novelty"]), load, None if raw.get("index") is None else int(raw["index"]))
-        if cfg.num_ideas < 1 or cfg.num_reflections < 1 or cfg.novelty_rounds < 1:
-            raise ValueError("ideas.num_ideas, ideas.num_reflections and ideas.novelty_rounds must be >= 1")
-        if cfg.index is not None and cfg.index < 0:
-            raise ValueError(f"ideas.index must be >= 0, got {cfg.index}")
-        if load is not None and not load.is_file():
-            raise ValueError(f"ideas.load={load}: no such file")
-        return cfg
+        s = Section(raw, "ideas")
+        given = s.text("load", null="the ideas are drafted")
+        load = resolve(given) if given else None
+        if load is not None:  # read now: a file that is not a list of ideas stops the launch, not the ideas phase
+            from engine.ideas.load import load_ideas
+            load_ideas(load, f"ideas.load={given}")
+        return cls(s.integer("num_ideas", at_least=1), s.integer("num_reflections", at_least=1),
+                   s.integer("novelty_rounds", at_least=1), s.flag("check_novelty"), load,
+                   s.integer("index", at_least=0, null="the best novel idea"))
 
     @classmethod
     def of(cls, cfg: RunConfig) -> IdeasConfig:

@@ -9,26 +9,20 @@ Every key and value of the file is kept; the fields of the other format are adde
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
 from engine.ideas.schema import SCORES, V2_TEXT, as_text
+from engine.inputs import read_json
 
 V2_MARKERS = ("Short Hypothesis", "Related Work", "Abstract", "Experiments", "Risk Factors and Limitations")
 
 
-def load_ideas(path: str | Path) -> list[dict[str, Any]]:
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except OSError as e:
-        raise EngineError(f"{path}: cannot read the ideas file: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise EngineError(f"{path}: not JSON (line {e.lineno}: {e.msg}); an ideas file is a JSON list of "
-                          "ideas") from None
-    return ideas_from_data(data, path)
+def load_ideas(path: str | Path, label: str | None = None) -> list[dict[str, Any]]:
+    """The ideas of a file; EngineError naming it (as `label`, e.g. ideas.load=x.json) when it is missing, not
+    readable, not UTF-8, not JSON or not a list of ideas."""
+    return ideas_from_data(read_json(Path(path), label), label or path)
 
 
 def ideas_from_data(data: Any, where: str | Path) -> list[dict[str, Any]]:

@@ -18,10 +18,14 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import EngineError
-from engine.experiments.template import Template
+from engine.experiments.template import Template, load_template
+from engine.inputs import read_text
+
+if TYPE_CHECKING:
+    from engine.config import RunConfig
 
 SECTIONS = {"keywords": "Keywords", "tldr": "TL;DR", "abstract": "Abstract"}
 
@@ -57,10 +61,7 @@ class Topic:
 
 def parse_topic_file(path: str | Path) -> Topic:
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise EngineError(f"topic file {path}: cannot read it: {e.strerror}") from None
+    text = read_text(path, f"topic file {path}")
     title, sections = None, {}
     current = None
     for line in text.splitlines():
@@ -97,3 +98,15 @@ def topic_from_template(template: Template, profile: str | None = None) -> Topic
 def _section_key(heading: str) -> str | None:
     h = re.sub(r"[^a-z]", "", heading.lower())
     return {"keywords": "keywords", "tldr": "tldr", "abstract": "abstract"}.get(h)
+
+
+def check_inputs(cfg: RunConfig) -> None:
+    """What the ideas are drafted from, read before the launch makes a run directory (a file given as ideas.load
+    is read when the config is built)."""
+    from engine.ideas.config import IdeasConfig
+    if IdeasConfig.of(cfg).load is not None:
+        return
+    if cfg.topic.path is not None:
+        load_template(cfg.topic.path)
+    elif cfg.topic.file is not None:
+        parse_topic_file(cfg.topic.file)

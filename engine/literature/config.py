@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from engine.values import Section
+
 if TYPE_CHECKING:
     from engine.config import RunConfig
 
@@ -22,33 +24,31 @@ class EngineConfig:
 class LiteratureConfig:
     engines: tuple[EngineConfig, ...]  # in the order they are tried
     results_per_query: int
-    timeout_s: float
+    timeout_s: float | None  # per request (None: no limit)
     max_attempts: int
     max_wait_s: float
     breaker_failures: int
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], resolve: object = None) -> LiteratureConfig:
-        """ValueError naming the key on a bad value."""
-        names = raw["engines"]
-        if isinstance(names, str):
-            names = [names]
-        engines = []
-        for name in names:
-            if name not in ENGINE_NAMES:
-                raise ValueError(f"literature.engines: unknown engine {name!r}; engines: {', '.join(ENGINE_NAMES)}")
-            e = raw[name]
-            engines.append(EngineConfig(name, str(e["base_url"]).rstrip("/"), e.get("api_key_env"),
-                                        float(e["requests_per_s"])))
-        cfg = cls(tuple(engines), int(raw["results_per_query"]), float(raw["timeout_s"]), int(raw["max_attempts"]),
-                  float(raw["max_wait_s"]), int(raw["breaker_failures"]))
-        if cfg.results_per_query < 1 or cfg.max_attempts < 1 or cfg.breaker_failures < 1 or cfg.timeout_s <= 0:
-            raise ValueError("literature.results_per_query, max_attempts and breaker_failures must be >= 1, "
-                             "timeout_s > 0")
-        if any(e.requests_per_s <= 0 for e in engines):
-            raise ValueError("literature.<engine>.requests_per_s must be > 0")
-        return cfg
+        """ValueError naming the key, the value and what is allowed; every engine's settings are checked, also
+        those of an engine left out of literature.engines."""
+        s = Section(raw, "literature")
+        names = s.names("engines", ENGINE_NAMES)
+        engines = {name: _engine(s, name) for name in ENGINE_NAMES if name in raw or name in names}
+        return cls(tuple(engines[n] for n in names), s.integer("results_per_query", at_least=1, at_most=100),
+                   s.number("timeout_s", above=0, null="no limit"), s.integer("max_attempts", at_least=1),
+                   s.number("max_wait_s", at_least=0), s.integer("breaker_failures", at_least=1))
 
     @classmethod
     def of(cls, cfg: RunConfig) -> LiteratureConfig:
         return cfg.section("literature", cls)
+
+
+def _engine(literature: Section, name: str) -> EngineConfig:
+    e = literature.section(name)
+    url = e.text("base_url")
+    if not url.startswith(("http://", "https://")):
+        raise e.refuse("base_url", url, "an http:// or https:// URL")
+    return EngineConfig(name, url.rstrip("/"), e.text("api_key_env", null="no key"),
+                        e.number("requests_per_s", above=0))

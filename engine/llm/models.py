@@ -9,6 +9,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from engine.errors import EngineError
+from engine.values import Section, show
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "conf" / "model"  # engine/conf: the package's own
 PROVIDERS = ("openai", "anthropic", "bedrock", "vertex")
@@ -59,27 +60,53 @@ class ModelSpec:
         return self.quirks.get("fixed_temperature")
 
 
-def spec_from_dict(raw: dict[str, Any], registry_name: str | None = None) -> ModelSpec | None:
-    """A ModelSpec from a conf/model entry or the `model` config; None when no model is configured."""
-    if not raw or not raw.get("name"):
-        if raw and raw.get("base_url"):
-            raise EngineError("model.base_url is set but model.name is not: add model.name=<the server's model>")
-        return None
-    provider = raw.get("provider") or "openai"  # a base_url without a provider: OpenAI-compatible
-    if provider not in PROVIDERS:
-        raise EngineError(f"model.provider must be one of {', '.join(PROVIDERS)}, got {provider!r}")
-    prices = raw.get("prices") or {}
-    release = raw.get("release_date")
-    return ModelSpec(
-        name=str(raw["name"]), provider=provider, base_url=raw.get("base_url"),
-        api_key_env=raw.get("api_key_env") or ("ANTHROPIC_API_KEY" if provider == "anthropic" else "OPENAI_API_KEY"),
-        prices=Prices(*(None if prices.get(k) is None else float(prices[k])
+def spec_from_dict(raw: dict[str, Any] | None, registry_name: str | None = None) -> ModelSpec | None:
+    """A ModelSpec from a conf/model entry or the `model` config; None when no model is configured. Every key given
+    is checked, a model or not (ValueError naming model.<key>); a key left out takes the ModelSpec's value."""
+    m = Section(raw or {}, "model")
+    name = m.text("name", null="no model: the offline proposer", default=None)
+    provider = m.choice("provider", PROVIDERS, null="openai, or OpenAI-compatible with a base_url", default=None)
+    base_url = m.text("base_url", null="the provider's own", default=None)
+    if base_url is not None and not base_url.startswith(("http://", "https://")):
+        raise m.refuse("base_url", base_url, "an http:// or https:// URL, or null (the provider's own)")
+    api_key_env = m.text("api_key_env", null="the provider's usual variable", default=None)
+    prices = Section(m.get("prices", None) or {}, "model.prices")
+    spec = ModelSpec(
+        name=name or "", provider=provider or "openai", base_url=base_url,
+        api_key_env=api_key_env or ("ANTHROPIC_API_KEY" if provider == "anthropic" else "OPENAI_API_KEY"),
+        prices=Prices(*(prices.number(k, at_least=0, null="unknown", default=None)
                         for k in ("input", "output", "cached_input"))),
-        release_date=release.isoformat() if isinstance(release, dt.date) else release,
-        vision=bool(raw.get("vision", False)), tool_calling=bool(raw.get("tool_calling", True)),
-        structured_output=bool(raw.get("structured_output", False)),
-        max_output_tokens=int(raw.get("max_output_tokens") or 8192), quirks=dict(raw.get("quirks") or {}),
+        release_date=_release_date(m), vision=m.flag("vision", default=False),
+        tool_calling=m.flag("tool_calling", default=True), structured_output=m.flag("structured_output", default=False),
+        max_output_tokens=m.integer("max_output_tokens", at_least=1, default=8192), quirks=_quirks(m),
         registry_name=registry_name)
+    if name is None:
+        if base_url:
+            raise ValueError("model.base_url is set but model.name is not: add model.name=<the server's model>")
+        return None
+    return spec
+
+
+def _release_date(m: Section) -> str | None:
+    value = m.get("release_date", None)
+    if value is None or isinstance(value, dt.date):
+        return None if value is None else value.isoformat()
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except (TypeError, ValueError):
+        raise m.refuse("release_date", value, "a date YYYY-MM-DD, or null (unknown)") from None
+
+
+def _quirks(m: Section) -> dict[str, Any]:
+    q = Section(m.get("quirks", None) or {}, "model.quirks")
+    known = ("system_message", "temperature", "fixed_temperature")
+    for key in q.raw:
+        if key not in known:
+            raise ValueError(f"model.quirks.{key}: unknown quirk; quirks: {', '.join(known)}")
+    out: dict[str, Any] = {k: q.flag(k) for k in ("system_message", "temperature") if k in q.raw}
+    if "fixed_temperature" in q.raw:
+        out["fixed_temperature"] = q.number("fixed_temperature", at_least=0, at_most=2, null="none")
+    return out
 
 
 def load_registered(name: str) -> ModelSpec:
@@ -89,24 +116,31 @@ def load_registered(name: str) -> ModelSpec:
         known = sorted(p.stem for p in MODEL_DIR.glob("*.yaml") if p.stem != "none")
         raise EngineError(f"no model named {name!r} in conf/model/; known: {', '.join(known)} "
                           "(or give model.base_url=URL model.name=NAME for any OpenAI-compatible server)")
-    raw = OmegaConf.to_container(OmegaConf.load(file), resolve=True)
-    spec = spec_from_dict(raw, registry_name=name)  # type: ignore[arg-type]
+    try:
+        spec = spec_from_dict(OmegaConf.to_container(OmegaConf.load(file), resolve=True),  # type: ignore[arg-type]
+                              registry_name=name)
+    except ValueError as e:
+        raise EngineError(f"{file}: {e}") from None
     if spec is None:
         raise EngineError(f"{file}: name: missing")
     return spec
 
 
-def resolve_roles(model: dict[str, Any] | None, roles: dict[str, str | None]) -> dict[str, ModelSpec]:
+def resolve_roles(model: dict[str, Any] | None, roles: dict[str, str | None] | None) -> dict[str, ModelSpec]:
     """Each role's model: `model` for all, `llm.roles.<role>=<registry name>` to override one.
     Empty when no model is configured (the offline proposer runs)."""
-    default = spec_from_dict(model or {})
-    unknown = sorted(set(roles) - set(ROLES))
+    default = spec_from_dict(model)
+    given = Section(roles or {}, "llm.roles")
+    unknown = sorted(set(given.raw) - set(ROLES))
     if unknown:
         raise EngineError(f"unknown role llm.roles.{unknown[0]}; roles: {', '.join(ROLES)}")
     resolved: dict[str, ModelSpec] = {}
     for role in ROLES:
-        override = roles.get(role)
-        spec = load_registered(override) if override else default
+        override = given.text(role, null="the model above", default=None)
+        try:
+            spec = load_registered(override) if override else default
+        except EngineError as e:
+            raise EngineError(f"llm.roles.{role}={show(override)}: {e}") from None
         if spec is not None:
             resolved[role] = spec
     if resolved and "code" not in resolved:

@@ -145,7 +145,7 @@ def read_file(workdir: Path, rel: str, max_bytes: int) -> bytes:
         if st.st_size > max_bytes:
             raise UnsafeResult(f"{st.st_size} bytes, above the {max_bytes}-byte limit")
         with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(max_bytes + 1)
+            data = f.read(min(max_bytes, st.st_size) + 1)  # what the file holds, not a max_bytes allocation
     finally:
         os.close(fd)
     if len(data) > max_bytes:
@@ -188,10 +188,10 @@ def restore(workdir: Path, rel: str, content: bytes) -> None:
         f.write(content)
 
 
-def collect(workdir: Path, max_mb: float) -> dict[str, bytes]:
-    """The node's code, logs, its run folder and any PNG it drew, up to `max_mb` in all; only regular files,
-    no link followed, at most MAX_ARTIFACT_FILES looked at."""
-    budget = int(max_mb * 2**20)
+def collect(workdir: Path, max_mb: float | None) -> dict[str, bytes]:
+    """The node's code, logs, its run folder and any PNG it drew, up to `max_mb` in all (None: no limit); only
+    regular files, no link followed, at most MAX_ARTIFACT_FILES looked at."""
+    budget = sys.maxsize if max_mb is None else int(max_mb * 2**20)
     picked: dict[str, bytes] = {}
     names = list(LOGS) + [rel for rel in _walk(workdir, OUT_DIR)]
     names += [rel for rel in _walk(workdir, "") if rel.lower().endswith(".png") and not rel.startswith(OUT_DIR + "/")]

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from engine.values import Section
+
 if TYPE_CHECKING:
     from engine.config import RunConfig
 
@@ -18,12 +20,10 @@ class ReviewConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], resolve: object = None) -> ReviewConfig:
-        cfg = cls(int(raw["num_reflections"]), int(raw["num_fs_examples"]), int(raw["num_reviews_ensemble"]),
-                  float(raw["temperature"]), bool(raw["figure_review"]))
-        if cfg.num_reflections < 1 or cfg.num_fs_examples < 0 or cfg.num_reviews_ensemble < 1:
-            raise ValueError("review.num_reflections and review.num_reviews_ensemble must be >= 1, "
-                             "review.num_fs_examples >= 0")
-        return cfg
+        s = Section(raw, "review")
+        return cls(s.integer("num_reflections", at_least=1), s.integer("num_fs_examples", at_least=0),
+                   s.integer("num_reviews_ensemble", at_least=1), s.number("temperature", at_least=0, at_most=2),
+                   s.flag("figure_review"))
 
     @classmethod
     def of(cls, cfg: RunConfig) -> ReviewConfig:

@@ -115,14 +115,14 @@ def mode() -> str:
     return _mode
 
 
-def create(memory_bytes: int | None, max_procs: int, root: Path = ROOT) -> NodeCgroup | None:
+def create(memory_bytes: int | None, max_procs: int | None, root: Path = ROOT) -> NodeCgroup | None:
     """A new group with these limits, or None where cgroups cannot be used."""
     if root == ROOT and mode() == "none":
         return None
     return _make(root, memory_bytes, max_procs)
 
 
-def _make(root: Path, memory_bytes: int | None, max_procs: int) -> NodeCgroup | None:
+def _make(root: Path, memory_bytes: int | None, max_procs: int | None) -> NodeCgroup | None:
     name = PREFIX + uuid.uuid4().hex[:12]
     if (root / "cgroup.controllers").exists():
         return _create_v2(root, name, memory_bytes, max_procs)
@@ -150,7 +150,7 @@ def _own_path(controller: str | None) -> str:
     raise OSError(errno.ENOENT, f"this process is in no {controller or 'unified'} cgroup")
 
 
-def _create_v2(root: Path, name: str, memory_bytes: int | None, max_procs: int) -> NodeCgroup | None:
+def _create_v2(root: Path, name: str, memory_bytes: int | None, max_procs: int | None) -> NodeCgroup | None:
     base = root / _own_path(None) if root == ROOT else root
     enabled = set(_read(base / "cgroup.subtree_control").split())
     if not {"memory", "pids"} <= enabled:
@@ -167,14 +167,14 @@ def _create_v2(root: Path, name: str, memory_bytes: int | None, max_procs: int) 
             _write(d / "memory.max", str(memory_bytes))
             if (d / "memory.swap.max").exists():
                 _write(d / "memory.swap.max", "0")
-        _write(d / "pids.max", str(max_procs))
+        _write(d / "pids.max", "max" if max_procs is None else str(max_procs))
     except OSError:
         cg.remove()
         raise
     return cg
 
 
-def _create_v1(root: Path, name: str, memory_bytes: int | None, max_procs: int) -> NodeCgroup | None:
+def _create_v1(root: Path, name: str, memory_bytes: int | None, max_procs: int | None) -> NodeCgroup | None:
     if not (root / "memory").is_dir() or not (root / "pids").is_dir():
         return None
     dirs: dict[str, Path] = {}
@@ -193,7 +193,7 @@ def _create_v1(root: Path, name: str, memory_bytes: int | None, max_procs: int) 
             _write(dirs["memory"] / "memory.limit_in_bytes", str(memory_bytes))
             if (dirs["memory"] / "memory.memsw.limit_in_bytes").exists():  # swap counted too: none allowed
                 _write(dirs["memory"] / "memory.memsw.limit_in_bytes", str(memory_bytes))
-        _write(dirs["pids"] / "pids.max", str(max_procs))
+        _write(dirs["pids"] / "pids.max", "max" if max_procs is None else str(max_procs))
     except OSError:
         cg.remove()
         raise

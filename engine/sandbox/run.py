@@ -169,13 +169,15 @@ def _gets_gpu(env: dict[str, str]) -> bool:
 NPROC_ROOM = 256
 
 
-def _nproc_cap(cfg: SandboxConfig, uid: int) -> int:
+def _nproc_cap(cfg: SandboxConfig, uid: int) -> int | None:
     """RLIMIT_NPROC counts every task of the user, so the cap is what the user runs now plus max_procs plus
     NPROC_ROOM: a fork bomb must pass max_procs, and be seen by the watchdog and named, before the kernel refuses
     its forks, even when the user's other processes grow meanwhile. (With a margin of 16, one full test run as a
     normal user, without cgroups, beside a second test worker, saw a bomb end at its time limit instead of being
     named; the likely cause is that room taken by the other worker. Not reproduced in 50 tries beside Ray starts.)
-    The kernel's cap only backs the watchdog up, which kills the tree within cfg.poll_s."""
+    The kernel's cap only backs the watchdog up, which kills the tree within cfg.poll_s. None: no limit."""
+    if cfg.max_procs is None:
+        return None
     tasks = 0
     for p in psutil.process_iter(["uids", "num_threads"]):
         if p.info["uids"] is not None and p.info["uids"].real == uid:
@@ -198,8 +200,9 @@ def _child_setup(cfg: SandboxConfig, identity: tuple[int, int] | None, cg: cgrou
         if as_cap_gb is not None:
             cap = int(as_cap_gb * 2**30)
             resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-        size = int(cfg.max_file_gb * 2**30)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+        if cfg.max_file_gb is not None:
+            size = int(cfg.max_file_gb * 2**30)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if nproc is not None:  # enforced by the kernel for unprivileged users only; the watchdog covers root
             resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))

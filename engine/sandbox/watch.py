@@ -7,6 +7,7 @@ long).
 """
 from __future__ import annotations
 
+import math
 import os
 import select
 import signal
@@ -48,12 +49,14 @@ def watch(proc: subprocess.Popen, cfg: SandboxConfig, timeout: float, workdir: P
             reason = "processes"
         elif root is not None:
             tree = _tree(root)
-            if len(tree) > cfg.max_procs:
+            if cfg.max_procs is not None and len(tree) > cfg.max_procs:
                 reason = "processes"
             elif cg is None and cfg.memory_gb is not None and _rss(tree) > cfg.memory_gb * 2**30:
                 reason = "memory"
         if reason is None and now >= next_disk_check:
-            if _dir_over(workdir, int(cfg.max_dir_gb * 2**30), cfg.max_files):
+            max_bytes = math.inf if cfg.max_dir_gb is None else cfg.max_dir_gb * 2**30
+            if (cfg.max_dir_gb, cfg.max_files) != (None, None) and \
+                    _dir_over(workdir, max_bytes, math.inf if cfg.max_files is None else cfg.max_files):
                 reason = "disk"
             # a scan of a big directory is not repeated more often than ten times its own duration
             next_disk_check = time.monotonic() + max(1.0, 10 * (time.monotonic() - now))
@@ -124,7 +127,7 @@ def _rss(procs: list[psutil.Process]) -> int:
     return total
 
 
-def _dir_over(root: Path, max_bytes: int, max_files: int) -> bool:
+def _dir_over(root: Path, max_bytes: float, max_files: float) -> bool:
     """Whether the directory holds more than `max_files` entries or `max_bytes` of disk (links not followed)."""
     stack, entries, size = [str(root)], 0, 0
     while stack:

@@ -150,7 +150,7 @@ def run_chktex(folder: Path, tex_name: str, timeout_s: float) -> list[str]:
     """The important chktex warnings as 'line <n>: message: <the line>'."""
     try:
         proc = subprocess.run(["chktex", "-q", "-v0", tex_name], cwd=folder, stdin=subprocess.DEVNULL,
-                              capture_output=True, timeout=min(timeout_s, 60))
+                              capture_output=True, timeout=min(timeout_s or 60, 60))
     except (subprocess.TimeoutExpired, FileNotFoundError):
         return []
     source = (folder / tex_name).read_text(errors="replace").splitlines()

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from engine.values import Section
+
 if TYPE_CHECKING:
     from engine.config import RunConfig
 
@@ -18,22 +20,16 @@ class WriteupConfig:
     num_cite_rounds: int
     compile_rounds: int
     plot_retries: int
-    latex_timeout_s: float
+    latex_timeout_s: float | None  # per pdflatex / bibtex call (None: no limit)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], resolve: object = None) -> WriteupConfig:
-        fmt = str(raw["format"])
-        if fmt not in FORMATS:
-            raise ValueError(f"writeup.format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-        limit = raw.get("page_limit")
-        cfg = cls(fmt, FORMATS[fmt] if limit is None else int(limit), int(raw["max_figures"]),
-                  int(raw["num_cite_rounds"]), int(raw["compile_rounds"]), int(raw["plot_retries"]),
-                  float(raw["latex_timeout_s"]))
-        if cfg.page_limit < 1 or cfg.max_figures < 1 or cfg.num_cite_rounds < 0 or cfg.compile_rounds < 0 \
-                or cfg.plot_retries < 0 or cfg.latex_timeout_s <= 0:
-            raise ValueError("writeup.page_limit and max_figures must be >= 1; num_cite_rounds, compile_rounds "
-                             "and plot_retries >= 0; latex_timeout_s > 0")
-        return cfg
+        s = Section(raw, "writeup")
+        fmt = s.choice("format", tuple(FORMATS))
+        limit = s.integer("page_limit", at_least=1, null="the format's: 4 or 8 pages")
+        return cls(fmt, FORMATS[fmt] if limit is None else limit, s.integer("max_figures", at_least=1),
+                   s.integer("num_cite_rounds", at_least=0), s.integer("compile_rounds", at_least=0),
+                   s.integer("plot_retries", at_least=0), s.number("latex_timeout_s", above=0, null="no limit"))
 
     @classmethod
     def of(cls, cfg: RunConfig) -> WriteupConfig:

@@ -56,7 +56,7 @@ class EngineRayLauncher(Launcher):
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         sweep_dir = Path(str(self.config.hydra.sweep.dir)).resolve()
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        settings = sweep.SweepSettings.from_dict(_plain(self.config.get("sweep")))
+        settings = sweep.SweepSettings.of_sweep(_plain(self.config.get("sweep")))
         points = sweep.plan(sweep_dir, job_overrides, initial_job_idx)
         todo = [p for p in points if p.state != "finished"]
         interrupt.install()

@@ -43,7 +43,7 @@ def test_a_dict_wrapping_the_list_loads(tmp_path):
 
 
 @pytest.mark.parametrize("content, match", [
-    ("{not json", r"bad\.json: not JSON \(line 1"),
+    ("{not json", r"bad\.json: not valid JSON \(line 1"),
     ('{"a": 1}', r"bad\.json: a JSON object that does not hold one list of ideas"),
     ("[]", r"bad\.json: expected a non-empty JSON list"),
     ('[{"Name": "a", "Title": "A"}, 3]', r"bad\.json: idea \[1\] is a int"),
@@ -58,5 +58,5 @@ def test_malformed_files_name_the_file_and_the_entry(tmp_path, content, match):
 
 
 def test_a_missing_file_is_a_clear_error(tmp_path):
-    with pytest.raises(EngineError, match="nope.json: cannot read"):
+    with pytest.raises(EngineError, match="nope.json: no such file"):
         load_ideas(tmp_path / "nope.json")

@@ -1,0 +1,186 @@
+"""What a launch settles before Hydra makes the run directory: the config the run will use (the command line's, a
+resumed run's saved one, or a recorded run's for a replay), every setting in it checked (engine/config.py), and the
+files the phases to run will read (engine/pipeline.py, check_inputs). A refusal is one line on stderr and exit
+status 2, and leaves nothing on disk.
+
+Hydra calls `CheckFirst.on_run_start` (named in conf/config.yaml, hydra.callbacks) once it has composed the config
+and before it makes the run directory, .hydra/ and launch.log. What fails later in the launch (a missing TeX
+toolchain, a rejected API key) still ends with one line; `forget_run_dir` then removes the run directory when this
+launch made it and it holds nothing but what the launch wrote.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+from engine import config as config_mod
+from engine.errors import EngineError
+from engine.pipeline import check_inputs
+
+# what a launch writes in a run directory before the pipeline starts (Hydra's folder and log, the resolved config)
+LAUNCH_FILES = {".hydra", "launch.log", "config.yaml"}
+_made_by_this_launch: list[Path] = []  # the run directory, when it did not exist before this launch
+
+
+class CheckFirst(Callback):
+    """Hydra's callback that checks a single run's config and inputs before its run directory exists."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # (Hydra turns an exception raised here into a warning and goes on: a refusal exits here, with status 2)
+        try:
+            with _quiet():
+                run_dir = Path(str(config.hydra.run.dir)).resolve()
+                check(config, run_dir)
+        except OmegaConfBaseException as e:
+            _refuse(unresolved(e))
+        except EngineError as e:
+            _refuse(e)
+        if not run_dir.exists():
+            _made_by_this_launch.append(run_dir)
+
+
+def _refuse(error: Exception) -> None:
+    sys.stderr.write(f"error: {error}\n")
+    sys.exit(2)
+
+
+def check(config: DictConfig, run_dir: Path) -> config_mod.RunConfig:
+    """The run's settings, checked with its inputs; EngineError naming the key or the file."""
+    task = copy.deepcopy(config)
+    with _writable(task):
+        del task["hydra"]
+    overrides = list(config.hydra.overrides.task)
+    settings = config_mod.build(resolved_config(task, run_dir, overrides, None))
+    check_inputs(settings, run_dir if task.get("resume") else None)
+    return settings
+
+
+def resolved_config(cfg: DictConfig, run_dir: Path, overrides: list[str], sweep_dir: Path | None) -> dict[str, Any]:
+    """The config the run uses: a replayed run's, a resumed run's saved one (the command line may change only
+    pipeline.phases and pipeline.redo), or this command's; EngineError when it cannot be had."""
+    if cfg.model.get("name") == "replay" and not cfg.get("resume"):
+        return load_replayed_config(cfg)
+    if cfg.get("resume"):
+        saved = run_dir / "config.yaml"
+        if not saved.is_file():
+            raise EngineError(f"resume={cfg.resume}: no config.yaml there; is it a run directory of this engine?")
+        resolved = with_new_keys(saved_config(saved, f"resume={cfg.resume}"), cfg)
+        given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+        for key in ("phases", "redo"):
+            if f"pipeline.{key}" in given:
+                resolved.setdefault("pipeline", {})[key] = OmegaConf.to_container(cfg.pipeline[key])
+        return resolved
+    resolved = plain(cfg)
+    if sweep_dir is not None and isinstance(resolved.get("tracking"), dict) and not resolved["tracking"].get("group"):
+        resolved["tracking"]["group"] = sweep_dir.name  # the runs of a sweep are one wandb group, named after it
+    return resolved
+
+
+def plain(cfg: DictConfig) -> dict[str, Any]:
+    """The composed config as plain values; EngineError naming a key that has no value or does not resolve."""
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as e:
+        raise unresolved(e) from None
+    assert isinstance(resolved, dict)
+    return resolved
+
+
+def unresolved(e: OmegaConfBaseException) -> EngineError:
+    """A value the composed config has not got (`???`), or one that does not resolve, as one line naming it."""
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    key = getattr(e, "full_key", None)
+    missing = re.search(r"resolving interpolation: Missing mandatory value: ([\w.]+)", text)
+    if missing or isinstance(e, MissingMandatoryValue):
+        key = missing.group(1) if missing else key
+        return EngineError(f"{key}: no value given; add {key}=... to the command")
+    return EngineError(f"{key or 'the config'}: {text}")
+
+
+def saved_config(path: Path, label: str) -> dict[str, Any]:
+    """A run's saved config.yaml; EngineError naming it, with what to do, when it is not readable YAML."""
+    hint = f"{label}: {path} is the run's resolved config; fix it by hand, or start a new run"
+    try:
+        data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except UnicodeDecodeError:
+        raise EngineError(f"{hint} (it is not UTF-8 text)") from None
+    except OSError as e:
+        raise EngineError(f"{label}: cannot read {path}: {e.strerror or e}") from None
+    except Exception as e:  # the YAML parser's and OmegaConf's errors: a corrupt file
+        problem = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise EngineError(f"{hint} (not valid YAML: {problem})") from None
+    if not isinstance(data, dict):
+        raise EngineError(f"{hint} (a mapping of sections was expected)")
+    return data
+
+
+def with_new_keys(saved: dict[str, Any], cfg: DictConfig) -> dict[str, Any]:
+    """A saved run's config with every key it predates taken from this command's composition (the shipped
+    defaults): the saved values win, and defaults stay written in one place, conf/."""
+    current = plain(cfg)
+
+    def fill(into: dict[str, Any], defaults: dict[str, Any]) -> None:
+        for key, value in defaults.items():
+            if key not in into:
+                into[key] = value
+            elif isinstance(into[key], dict) and isinstance(value, dict):
+                fill(into[key], value)
+
+    fill(saved, {k: v for k, v in current.items() if k not in ("resume", "topic", "model", "replay")})
+    return saved
+
+
+def load_replayed_config(cfg: DictConfig) -> dict[str, Any]:
+    """A replay runs the recorded run's config (its model settings included), answered by its transcripts."""
+    if not cfg.replay.run:
+        raise EngineError("model=replay needs replay.run=/path/to/recorded/run")
+    recorded = Path(str(cfg.replay.run)).expanduser().resolve() / "config.yaml"
+    if not recorded.is_file():
+        raise EngineError(f"replay.run={cfg.replay.run}: no config.yaml there; is it a run directory?")
+    resolved = with_new_keys(saved_config(recorded, f"replay.run={cfg.replay.run}"), cfg)
+    resolved["replay"] = {"run": str(recorded.parent), "fallback": str(cfg.replay.get("fallback") or "error")}
+    resolved["proposer"] = "llm"
+    resolved["tracking"] = OmegaConf.to_container(cfg.tracking, resolve=True)
+    return resolved
+
+
+def forget_run_dir(run_dir: Path) -> None:
+    """After a launch that failed before its pipeline started: remove the run directory if this launch made it and
+    it holds only the launch's own files."""
+    run_dir = run_dir.resolve()
+    if run_dir in _made_by_this_launch and run_dir.is_dir() \
+            and {p.name for p in run_dir.iterdir()} <= LAUNCH_FILES:
+        logging.shutdown()  # launch.log is closed before it goes
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+class _quiet:
+    """The checks' own warnings (a template without plot.py) are said again when the run starts: not twice."""
+
+    def __enter__(self) -> None:
+        self.level = logging.root.manager.disable
+        logging.disable(logging.WARNING)
+
+    def __exit__(self, *exc: Any) -> None:
+        logging.disable(self.level)
+
+
+class _writable:
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+
+    def __enter__(self) -> None:
+        OmegaConf.set_readonly(self.cfg, False)
+        OmegaConf.set_struct(self.cfg, False)
+
+    def __exit__(self, *exc: Any) -> None:
+        OmegaConf.set_struct(self.cfg, True)
