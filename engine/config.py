@@ -93,7 +93,8 @@ def build(cfg: dict[str, Any], launch_dir: Path | None = None) -> RunConfig:
     resolve = partial(resolve_path, base=launch_dir)
     try:
         top = Section(cfg, "")
-        top.text("resume", null="a new run")
+        if top.get("resume") is not None and not isinstance(top.get("resume"), str):
+            raise top.refuse("resume", top.get("resume"), "the path of a run directory, or null (a new run)")
         cluster = cluster_config(cfg["cluster"])
         replay_run, replay_fallback = _replay(cfg, resolve)
         roles = resolve_roles(top.get("model"), top.section("llm").get("roles"))
@@ -153,6 +154,8 @@ def _replay(cfg: dict[str, Any], resolve: Callable[[str], Path]) -> tuple[Path |
     fallback = replay.choice("fallback", ("error", "live"))
     if (cfg.get("model") or {}).get("name") == "replay":
         raise ValueError("model=replay needs replay.run=/path/to/recorded/run")
+    if run and not (resolve(run) / "llm" / "transcripts").is_dir():
+        raise ValueError(f"replay.run={run}: no llm/transcripts there; is it a run directory of a run with a model?")
     return (resolve(run) if run else None), fallback
 
 

@@ -25,6 +25,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from engine import config as config_mod
 from engine.errors import EngineError
 from engine.pipeline import check_inputs
+from engine.values import show
 
 # what a launch writes in a run directory before the pipeline starts (Hydra's folder and log, the resolved config)
 LAUNCH_FILES = {".hydra", "launch.log", "config.yaml"}
@@ -58,7 +59,11 @@ def check(config: DictConfig, run_dir: Path) -> config_mod.RunConfig:
     task = copy.deepcopy(config)
     with _writable(task):
         del task["hydra"]
-    overrides = list(config.hydra.overrides.task)
+    return check_task(task, run_dir, list(config.hydra.overrides.task))
+
+
+def check_task(task: DictConfig, run_dir: Path, overrides: list[str]) -> config_mod.RunConfig:
+    """What `check` does with the task's config (the composed config less Hydra's own section)."""
     settings = config_mod.build(resolved_config(task, run_dir, overrides, None))
     check_inputs(settings, run_dir if task.get("resume") else None)
     return settings
@@ -67,9 +72,12 @@ def check(config: DictConfig, run_dir: Path) -> config_mod.RunConfig:
 def resolved_config(cfg: DictConfig, run_dir: Path, overrides: list[str], sweep_dir: Path | None) -> dict[str, Any]:
     """The config the run uses: a replayed run's, a resumed run's saved one (the command line may change only
     pipeline.phases and pipeline.redo), or this command's; EngineError when it cannot be had."""
-    if cfg.model.get("name") == "replay" and not cfg.get("resume"):
+    resume = cfg.get("resume")
+    if resume is not None and (not isinstance(resume, str) or not resume.strip()):
+        raise EngineError(f"resume={show(resume)}: must be the path of a run directory, or null (a new run)")
+    if cfg.model.get("name") == "replay" and not resume:
         return load_replayed_config(cfg)
-    if cfg.get("resume"):
+    if resume:
         saved = run_dir / "config.yaml"
         if not saved.is_file():
             raise EngineError(f"resume={cfg.resume}: no config.yaml there; is it a run directory of this engine?")

@@ -131,7 +131,8 @@ def load_template(path: str | Path) -> Template:
         raise TemplateError(path, "path", "not a folder (set topic.path=/abs/path/to/template)")
     experiment = path / "experiment.py"
     if not experiment.is_file():
-        raise TemplateError(experiment, "experiment.py", "missing: a template needs experiment.py")
+        raise TemplateError(experiment, "experiment.py", "missing: a template needs experiment.py (is topic.path a "
+                            "template folder?)")
     code = read_text(experiment)
     try:
         compile(code, str(experiment), "exec")

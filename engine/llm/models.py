@@ -144,5 +144,7 @@ def resolve_roles(model: dict[str, Any] | None, roles: dict[str, str | None] | N
         if spec is not None:
             resolved[role] = spec
     if resolved and "code" not in resolved:
-        raise EngineError("roles are configured but the code role has no model: set model=<name>")
+        role = next(r for r in ROLES if r in resolved)
+        raise EngineError(f"llm.roles.{role}={resolved[role].registry_name} is set but the code role has no model: "
+                          "set model=<name>, or llm.roles.code=<name>")
     return resolved
