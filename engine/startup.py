@@ -37,20 +37,40 @@ class CheckFirst(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         # (Hydra turns an exception raised here into a warning and goes on: a refusal exits here, with status 2)
-        try:
-            with _quiet():
-                run_dir = Path(str(config.hydra.run.dir)).resolve()
-                check(config, run_dir)
-        except OmegaConfBaseException as e:
-            _refuse(unresolved(e))
-        except EngineError as e:
-            _refuse(e)
+        run_dir = check_or_exit(config)
         if not run_dir.exists():
             _made_by_this_launch.append(run_dir)
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # a sweep's points are checked by its launcher (hydra_plugins/engine_ray_launcher), after Hydra's sweeper
+        # made the sweep's folder and wrote multirun.yaml in it
+        sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
+        if not sweep_dir.exists():
+            _made_by_this_launch.append(sweep_dir)
 
-def _refuse(error: Exception) -> None:
-    sys.stderr.write(f"error: {error}\n")
+
+def check_or_exit(config: DictConfig, run_dir: Path | None = None, what: str = "",
+                  sweep_dir: Path | None = None) -> Path:
+    """`check` (the run directory: `run_dir`, else hydra.run.dir); a refusal prints one line, prefixed with `what`,
+    and ends the process with exit status 2."""
+    try:
+        with _quiet():
+            run_dir = run_dir or Path(str(config.hydra.run.dir)).resolve()
+            check(config, run_dir)
+        return run_dir
+    except OmegaConfBaseException as e:
+        refuse(unresolved(e), what, sweep_dir)
+    except EngineError as e:
+        refuse(e, what, sweep_dir)
+    raise AssertionError("unreachable")
+
+
+def refuse(error: Exception, what: str = "", sweep_dir: Path | None = None) -> None:
+    """One line on stderr, exit status 2; a sweep's folder goes if this launch made it and wrote only
+    multirun.yaml there."""
+    if sweep_dir is not None:
+        forget_run_dir(sweep_dir, {"multirun.yaml"})
+    sys.stderr.write(f"error: {what}{error}\n")
     sys.exit(2)
 
 
@@ -161,12 +181,12 @@ def load_replayed_config(cfg: DictConfig) -> dict[str, Any]:
     return resolved
 
 
-def forget_run_dir(run_dir: Path) -> None:
+def forget_run_dir(run_dir: Path, launch_files: set[str] = LAUNCH_FILES) -> None:
     """After a launch that failed before its pipeline started: remove the run directory if this launch made it and
     it holds only the launch's own files."""
     run_dir = run_dir.resolve()
     if run_dir in _made_by_this_launch and run_dir.is_dir() \
-            and {p.name for p in run_dir.iterdir()} <= LAUNCH_FILES:
+            and {p.name for p in run_dir.iterdir()} <= launch_files:
         logging.shutdown()  # launch.log is closed before it goes
         shutil.rmtree(run_dir, ignore_errors=True)
 

@@ -289,3 +289,11 @@ def test_a_launch_refuses_in_one_line_with_exit_2_and_leaves_no_run_directory(tm
     assert key in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "run").exists()
     assert took < 60, f"refused after {took:.0f} s"  # a few seconds, even on a loaded 2-core machine
+
+
+def test_a_sweep_checks_every_point_before_it_makes_its_folder_or_starts_ray(tmp_path):
+    res = launch("-m", "+topic=grokking", "seed=0,1", "sandbox.max_procs=4,0", f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert res.returncode == 2, res.stderr
+    assert "error: sweep point seed=0,sandbox.max_procs=0: bad config value: sandbox.max_procs=0" in res.stderr
+    assert "Traceback" not in res.stderr and "sweep: started" not in res.stderr
+    assert not (tmp_path / "sweep").exists()

@@ -49,16 +49,23 @@ class EngineRayLauncher(Launcher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         import ray
 
-        from engine import interrupt, sweep
+        from engine import interrupt, startup, sweep
+        from engine.errors import EngineError
 
         assert self.config is not None and self.hydra_context is not None and self.task_function is not None
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         sweep_dir = Path(str(self.config.hydra.sweep.dir)).resolve()
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        settings = sweep.SweepSettings.of_sweep(_plain(self.config.get("sweep")))
+        try:
+            settings = sweep.SweepSettings.of_sweep(_plain(self.config.get("sweep")))
+        except EngineError as e:
+            startup.refuse(e, sweep_dir=sweep_dir)
         points = sweep.plan(sweep_dir, job_overrides, initial_job_idx)
         todo = [p for p in points if p.state != "finished"]
+        for p in todo:  # every point's settings and inputs, before the sweep makes its folder or starts Ray
+            config = self.hydra_context.config_loader.load_sweep_config(self.config, list(p.overrides))
+            startup.check_or_exit(config, p.run_dir, f"sweep point {p.name}: ", sweep_dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
         interrupt.install()
         cluster = _plain(self.config.cluster)
         resources = sweep.start_ray(cluster) if todo else {}  # nothing to run: no Ray
