@@ -17,9 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.fake_llm_server import FakeLLMServer
+from engine.llm.loopback import FakeLLMServer
 
-REPO = Path(__file__).resolve().parent.parent
 TARGET_S = 5.0
 
 
@@ -45,7 +44,7 @@ def one(kind: str) -> dict:
         env = os.environ | {"OPENAI_API_KEY": "a-wrong-key", "RAY_USAGE_STATS_ENABLED": "0"}
         start = time.monotonic()
         res = subprocess.run([sys.executable, "-m", "engine.launch", "+topic=grokking", f"model.base_url={base_url}",
-                              "model.name=nope", "tracking=none", f"hydra.run.dir={tmp}/run"], cwd=REPO,
+                              "model.name=nope", "tracking=none", f"hydra.run.dir={tmp}/run"],
                              capture_output=True, text=True, env=env, timeout=120)
         end = time.monotonic()
     error = next((line for line in res.stderr.splitlines() if "[ERROR]" in line), "")

@@ -28,6 +28,9 @@ CONFIGS = {"shipped": [], "one_worker": ["-n", "0"]}
 
 
 def run_suite(extra: list[str], pytest_args: list[str]) -> dict:
+    if not (REPO / "tests").is_dir():
+        raise SystemExit(f"error: the test suite is not here ({REPO / 'tests'}): this benchmark times the suite of a "
+                         "source checkout, not of an installed wheel")
     with tempfile.TemporaryDirectory(prefix="suite-") as tmp:
         load = os.getloadavg()[0]
         start = time.monotonic()

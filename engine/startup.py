@@ -144,8 +144,10 @@ def saved_config(path: Path, label: str) -> dict[str, Any]:
     except OSError as e:
         raise EngineError(f"{label}: cannot read {path}: {e.strerror or e}") from None
     except Exception as e:  # the YAML parser's and OmegaConf's errors: a corrupt file
-        problem = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise EngineError(f"{hint} (not valid YAML: {problem})") from None
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or (str(e).splitlines()[0] if str(e) else type(e).__name__)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise EngineError(f"{hint} (not valid YAML: {where}{problem})") from None
     if not isinstance(data, dict):
         raise EngineError(f"{hint} (a mapping of sections was expected)")
     return data
@@ -183,10 +185,10 @@ def load_replayed_config(cfg: DictConfig) -> dict[str, Any]:
 
 def forget_run_dir(run_dir: Path, launch_files: set[str] = LAUNCH_FILES) -> None:
     """After a launch that failed before its pipeline started: remove the run directory if this launch made it and
-    it holds only the launch's own files."""
+    it holds no file but the launch's own (empty folders, such as the model ledger's, aside)."""
     run_dir = run_dir.resolve()
-    if run_dir in _made_by_this_launch and run_dir.is_dir() \
-            and {p.name for p in run_dir.iterdir()} <= launch_files:
+    if run_dir in _made_by_this_launch and run_dir.is_dir() and all(
+            p.relative_to(run_dir).parts[0] in launch_files for p in run_dir.rglob("*") if not p.is_dir()):
         logging.shutdown()  # launch.log is closed before it goes
         shutil.rmtree(run_dir, ignore_errors=True)
 

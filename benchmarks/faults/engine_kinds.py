@@ -16,7 +16,6 @@ from pathlib import Path
 import psutil
 
 from benchmarks.faults.launcher import (
-    REPO,
     command,
     env,
     expect_clear_error,
@@ -34,7 +33,7 @@ def runner_sigkill(trial: Trial, folder: Path) -> None:
     """SIGKILL one Ray runner actor while it runs a node."""
     tpl, run_dir = template(folder, sleep_s=3.0), folder / "run"
     proc = subprocess.Popen(command("+topic=template", f"topic.path={tpl}", *one_stage(4), f"hydra.run.dir={run_dir}"),
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env())
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env())
     victim, deadline = None, time.monotonic() + 180
     while victim is None and proc.poll() is None and time.monotonic() < deadline:
         try:
@@ -65,7 +64,7 @@ def driver_sigkill_resume(trial: Trial, folder: Path) -> None:
     tpl, run_dir = template(folder, sleep_s=1.5), folder / "run"
     proc = subprocess.Popen(command("+topic=template", f"topic.path={tpl}", *one_stage(8), "cluster=threads",
                                     f"hydra.run.dir={run_dir}"),
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
     deadline = time.monotonic() + 180
     while len(journal(run_dir)) < 3 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -1,4 +1,5 @@
-"""The real entry point, `python -m engine.launch`, run as a subprocess on the tests' v1 toy template."""
+"""The real entry point, `python -m engine.launch`, run as a subprocess on the v1 toy template (benchmarks/data/, the
+tests' fixture, shipped with the package so that the benchmark runs from an installed wheel)."""
 from __future__ import annotations
 
 import json
@@ -16,8 +17,7 @@ import pyarrow.parquet as pq
 
 from benchmarks.faults.record import Sentinel, Trial
 
-REPO = Path(__file__).resolve().parents[2]
-TEMPLATE = REPO / "tests" / "fixtures" / "v1_template"
+TEMPLATE = Path(__file__).resolve().parents[1] / "data" / "v1_template"
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -48,8 +48,7 @@ def command(*overrides: str) -> list[str]:
 
 def launch(*overrides: str, timeout: float = 300, **extra_env: str) -> tuple[subprocess.CompletedProcess, float]:
     start = time.monotonic()
-    res = subprocess.run(command(*overrides), cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                         env=env(**extra_env))
+    res = subprocess.run(command(*overrides), capture_output=True, text=True, timeout=timeout, env=env(**extra_env))
     return res, time.monotonic() - start
 
 

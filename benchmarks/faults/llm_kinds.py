@@ -1,4 +1,4 @@
-"""The model faults, against the tests' loopback server (tests/fake_llm_server.py, the real OpenAI wire format):
+"""The model faults, against the loopback server (engine/llm/loopback.py, the real OpenAI wire format):
 a rejected key, a 429 storm, 500s, replies slower than llm.timeout_s, malformed and truncated replies.
 
 The model check at start-up is answered normally (except for the rejected key); the fault hits the calls of
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from benchmarks.faults.launcher import expect_clear_error, finished_run, guarded, launch, one_stage, template
 from benchmarks.faults.record import Kind, Trial
-from tests.fake_llm_server import FakeLLMServer
+from engine.llm.loopback import FakeLLMServer
 
 NODES = 3
 Fault = Callable[[int], dict | None]  # the n-th search request (from 1) -> a faulty reply, or None for a good one
