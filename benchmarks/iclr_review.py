@@ -35,7 +35,10 @@ from benchmarks.iclr_fewshot import Shots, check_ids, check_titles, choose_shots
 from benchmarks.iclr_report import write_report, write_status
 from benchmarks.review_metrics import DEFAULT_RATINGS, load_ratings, read_reviews, score
 from engine.errors import EngineError
+from engine.inputs import output_file, output_folder
 from engine.review.reviewer import FEWSHOT_DIR
+from engine.rundir import write_atomic
+from engine.values import ArgumentParser, at_least, number_in
 
 log = logging.getLogger("iclr_review")
 SCORE_COLUMNS = ("Originality", "Quality", "Clarity", "Significance", "Soundness", "Presentation", "Contribution",
@@ -212,7 +215,7 @@ def review_all(queue: list[str], pdfs: dict[str, Path], settings: dict[str, Any]
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING",
              log_to_driver=False)
     task = ray.remote(num_cpus=0)(review_paper)
-    in_flight_max = max(1, args.max_llm_calls // max(1, args.num_reviews_ensemble))
+    in_flight_max = papers_in_flight(args)
     started, total, pending = time.monotonic(), len(queue), {}
     queue = list(queue)
     try:
@@ -239,42 +242,47 @@ def review_all(queue: list[str], pdfs: dict[str, Path], settings: dict[str, Any]
         ray.shutdown()
 
 
+def papers_in_flight(args: argparse.Namespace) -> int:
+    """Papers in review at once: --batch_size at most, and no more than --max-llm-calls ensembles' worth."""
+    return min(args.batch_size, max(1, args.max_llm_calls // args.num_reviews_ensemble))
+
+
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.iclr_review", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(prog="python -m benchmarks.iclr_review", description=__doc__,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="conf/model name or API model name")
     ap.add_argument("--base-url", help="an OpenAI-compatible server")
     ap.add_argument("--api-key-env", default="OPENAI_API_KEY")
-    ap.add_argument("--num_reviews", type=int, default=500)
-    ap.add_argument("--batch_size", type=int, default=100, help="papers handed out at a time (kept for the "
-                    "original's command line; concurrency is --max-llm-calls)")
-    ap.add_argument("--num_fs_examples", type=int, default=1)
+    ap.add_argument("--num_reviews", type=at_least(1), default=500)
+    ap.add_argument("--batch_size", type=at_least(1), default=100, help="papers in review at once, at most (the "
+                    "model calls in flight are bounded by --max-llm-calls too)")
+    ap.add_argument("--num_fs_examples", type=at_least(0), default=1)
     ap.add_argument("--fewshot-dir", type=Path, default=FEWSHOT_DIR, help="few-shot examples in the v1 layout: "
                     "<name>.txt or <name>.pdf next to <name>.json (default: engine/review/fewshot, empty as shipped)")
     ap.add_argument("--allow-fewer-shots", action="store_true",
                     help="go on with fewer few-shot examples than --num_fs_examples asks for")
-    ap.add_argument("--num_reflections", type=int, default=5)
-    ap.add_argument("--temperature", type=float, default=0.1)
-    ap.add_argument("--num_reviews_ensemble", type=int, default=5)
-    ap.add_argument("--max-llm-calls", type=int, default=16, help="model calls in flight at once")
-    ap.add_argument("--max-retries", type=int, default=5, help="retries of a model call on 429 / 5xx / network "
+    ap.add_argument("--num_reflections", type=at_least(1), default=5)
+    ap.add_argument("--temperature", type=number_in(0, 2), default=0.1)
+    ap.add_argument("--num_reviews_ensemble", type=at_least(1), default=5)
+    ap.add_argument("--max-llm-calls", type=at_least(1), default=16, help="model calls in flight at once")
+    ap.add_argument("--max-retries", type=at_least(0), default=5, help="retries of a model call on 429 / 5xx / network "
                     "errors, by the SDK with its back-off (honouring Retry-After)")
-    ap.add_argument("--pages", type=int, default=None)
+    ap.add_argument("--pages", type=at_least(1), default=None)
     ap.add_argument("--papers-dir", type=Path, default=None, help="a folder of <paper_id>.pdf, used first")
     ap.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "ai-scientist-engine" / "iclr2022")
     ap.add_argument("--openreview-url", default=OPENREVIEW, help="where PDFs come from: <url>/pdf?id=<paper_id>")
-    ap.add_argument("--download-concurrency", type=int, default=4, help="PDF downloads in flight at once")
-    ap.add_argument("--download-rate", type=float, default=1.0, help="PDF requests per second to one host")
-    ap.add_argument("--download-attempts", type=int, default=4, help="tries per PDF (429, 5xx, network errors)")
-    ap.add_argument("--download-timeout-s", type=float, default=60.0)
-    ap.add_argument("--download-backoff-s", type=float, default=2.0,
+    ap.add_argument("--download-concurrency", type=at_least(1), default=4, help="PDF downloads in flight at once")
+    ap.add_argument("--download-rate", type=number_in(0.001), default=1.0, help="PDF requests per second to one host")
+    ap.add_argument("--download-attempts", type=at_least(1), default=4, help="tries per PDF (429, 5xx, network errors)")
+    ap.add_argument("--download-timeout-s", type=number_in(0.001), default=60.0)
+    ap.add_argument("--download-backoff-s", type=number_in(0), default=2.0,
                     help="first wait before a retry when the server sends no Retry-After (doubling after)")
-    ap.add_argument("--paper-timeout-s", type=float, default=1800)
+    ap.add_argument("--paper-timeout-s", type=number_in(0.001), default=1800)
     ap.add_argument("--ratings", type=Path, default=DEFAULT_RATINGS)
     ap.add_argument("--out-dir", type=Path, default=None)
     ap.add_argument("--score", type=Path, help="score this table of reviews (CSV/Parquet) instead; no model")
     ap.add_argument("--out", type=Path, help="with --score: the JSON file for the figures")
-    ap.add_argument("--bootstrap", type=int, default=1000)
+    ap.add_argument("--bootstrap", type=at_least(1), default=1000)
     return ap
 
 
@@ -286,9 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ratings = load_ratings(args.ratings)
         if args.score:
+            out = output_file(args.out or args.score.with_suffix(".scores.json"), "--out")
             result = score(read_reviews(args.score), ratings, n_boot=args.bootstrap)
-            out = args.out or args.score.with_suffix(".scores.json")
-            out.write_text(json.dumps(result, indent=2) + "\n")
+            write_atomic(out, json.dumps(result, indent=2) + "\n")
             print(f"n={result['n']} accuracy={result['accuracy']:.3f} balanced={result['balanced_accuracy']:.3f} "
                   f"f1={result['f1']:.3f} roc_auc={result['roc_auc']:.3f}; Overall>=6: "
                   f"accuracy={result['by_threshold']['6']['accuracy']:.3f} "
@@ -300,13 +308,14 @@ def main(argv: list[str] | None = None) -> int:
         out_dir = args.out_dir or Path("benchmark_results") / (
             f"iclr2022_{args.model.replace('/', '_')}_fs{args.num_fs_examples}_refl{args.num_reflections}_"
             f"ens{args.num_reviews_ensemble}_t{args.temperature:g}")
+        output_folder(out_dir, f"--out-dir {out_dir}")  # before anything is paid for
         title = f"ICLR 2022 reviewer benchmark: {args.model}"
         rows, state = run_reviews(args, out_dir)
         if not rows:
             write_status(state, out_dir, title)
             raise EngineError(f"no paper was reviewed ({state['papers']['failed']} failed, "
                               f"{state['papers']['skipped']} skipped); the reasons are in {out_dir / 'report.md'}")
-        result = score(rows, ratings, n_boot=args.bootstrap) | state
+        result = score(rows, ratings, n_boot=args.bootstrap) | state | {"model": model_spec(args).name}
         costs = [r.get("cost_usd") for r in rows]
         result["cost_per_review_usd"] = None if None in costs else sum(costs) / len(rows)
         result["seconds_per_review"] = sum(r["seconds"] for r in rows) / len(rows)

@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy import stats
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score, roc_auc_score
 
 from engine.errors import EngineError
+from engine.inputs import read_text
 
 # a copy of ../shared/data/iclr2022/ratings_subset.tsv (500 ICLR 2022 papers: reviewer scores, decision)
 DEFAULT_RATINGS = Path(__file__).resolve().parent / "data" / "iclr2022_ratings.tsv"
@@ -19,25 +22,42 @@ THRESHOLDS = (5, 6, 7, 8)
 
 
 def load_ratings(path: Path = DEFAULT_RATINGS) -> dict[str, dict[str, Any]]:
-    """paper_id -> {"scores": [human ratings], "accepted": bool}, in file order."""
+    """paper_id -> {"scores": [human ratings], "accepted": bool}, in file order; EngineError naming the file (and
+    the line) when it is missing, not UTF-8, or not a tab-separated table of paper_id, scores and decision."""
     if not Path(path).is_file():
         raise EngineError(f"{path}: the ICLR ratings file is missing (copy ../shared/data/iclr2022/ratings_subset.tsv)")
+    reader = csv.DictReader(io.StringIO(read_text(Path(path), f"ratings file {path}"), newline=""), delimiter="\t")
+    if not {"paper_id", "decision"} <= set(reader.fieldnames or ()):
+        raise EngineError(f"ratings file {path}: a tab-separated table with the columns paper_id, the reviewers' "
+                          f"scores and decision is expected; its header is {reader.fieldnames}")
     out: dict[str, dict[str, Any]] = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f, delimiter="\t"):
-            scores = [float(row[k]) for k in row if k not in ("paper_id", "decision") and row[k] not in ("", None)]
-            out[row["paper_id"]] = {"scores": scores, "accepted": row["decision"].startswith("Accept")}
+    for row in reader:
+        where = f"ratings file {path}, line {reader.line_num}"
+        if None in row or not row["paper_id"] or row["decision"] is None:
+            raise EngineError(f"{where}: {len(row)} fields where the header has {len(reader.fieldnames or ())}")
+        values = [row[k] for k in row if k not in ("paper_id", "decision") and row[k] not in ("", None)]
+        scores = [_num(v) for v in values]
+        if None in scores:
+            raise EngineError(f"{where}: a score that is not a number ({values[scores.index(None)]!r})")
+        out[row["paper_id"]] = {"scores": scores, "accepted": row["decision"].startswith("Accept")}
+    if not out:
+        raise EngineError(f"ratings file {path}: no papers in it")
     return out
 
 
 def read_reviews(path: Path) -> list[dict[str, Any]]:
     """A table of reviews (CSV or Parquet, a file or a folder of Parquet parts) with paper_id, Overall, Decision."""
     path = Path(path)
+    if not path.exists():
+        raise EngineError(f"{path}: no such file or folder (a .csv, .tsv or .parquet table of reviews)")
     if path.is_dir() or path.suffix == ".parquet":
-        rows = pq.read_table(path).to_pylist()
+        try:
+            rows = pq.read_table(path).to_pylist()
+        except (OSError, pa.ArrowException) as e:
+            raise EngineError(f"{path}: not a readable Parquet table of reviews ({str(e).splitlines()[0]})") from None
     elif path.suffix in (".csv", ".tsv"):
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ","))
+        rows = list(csv.DictReader(io.StringIO(read_text(path), newline=""),
+                                   delimiter="\t" if path.suffix == ".tsv" else ","))
     else:
         raise EngineError(f"{path}: expected a .csv, .tsv or .parquet table of reviews")
     if rows and not {"paper_id", "Overall", "Decision"} <= set(rows[0]):

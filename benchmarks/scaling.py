@@ -27,22 +27,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 from scipy import stats
 
-from engine.llm.ledger import SCHEMA as LEDGER_SCHEMA
-from engine.llm.ledger import cost_summary
+from benchmarks.sweep_runs import COLUMNS, benchmark_metrics, canonical_model, collect, mapping, read_mapping
+from engine.errors import EngineError
+from engine.inputs import output_folder, read_yaml
 from engine.sweep import RECORD
+from engine.values import ArgumentParser
 
 MIN_POINTS = 3  # a line through fewer points has no interval
-COLUMNS = pa.schema([
-    ("sweep", pa.string()), ("run", pa.string()), ("status", pa.string()), ("model", pa.string()),
-    ("reviewer", pa.string()), ("release_date", pa.string()), ("budget_scale", pa.float64()), ("seed", pa.int64()),
-    ("overall", pa.float64()), ("decision", pa.string()), ("best_metric", pa.float64()), ("metric", pa.string()),
-    ("direction", pa.string()), ("nodes", pa.int64()), ("tokens", pa.int64()), ("input_tokens", pa.int64()),
-    ("output_tokens", pa.int64()), ("cost_usd", pa.float64()), ("llm_calls", pa.int64()),
-    ("wall_time_s", pa.float64()), ("why_no_review", pa.string()), ("run_dir", pa.string()),
-])
 
 
 @dataclass
@@ -57,95 +50,6 @@ class Fit:
     spearman_rho: float | None = None
     spearman_p: float | None = None
     note: str | None = None  # why there is no fit
-
-
-# --- collecting the runs -------------------------------------------------------------------------------------------
-
-def find_runs(paths: list[Path]) -> list[tuple[Path, Path]]:
-    """(sweep dir, run dir) of every run under the given sweep directories (or run directories themselves)."""
-    found = []
-    for path in paths:
-        path = path.resolve()
-        if not path.is_dir():
-            raise SystemExit(f"error: {path} is not a directory (give sweep directories, e.g. multirun/<sweep>)")
-        if (path / "config.yaml").is_file():
-            found.append((path.parent, path))
-            continue
-        runs = sorted(d for d in path.iterdir() if d.is_dir() and (d / "config.yaml").is_file())
-        if not runs and not (path / RECORD).is_file():
-            raise SystemExit(f"error: {path} holds no runs (no <run>/config.yaml) and no {RECORD}")
-        found += [(path, d) for d in runs]
-    return found
-
-
-def collect(paths: list[Path]) -> list[dict[str, Any]]:
-    rows = [run_row(sweep, run) for sweep, run in find_runs(paths)]
-    seen = {(r["sweep"], r["run"]) for r in rows}
-    for path in paths:  # points the sweep recorded that never got a run directory (their config did not compose)
-        record = _read(path.resolve() / RECORD) or {}
-        for name, point in (record.get("points") or {}).items():
-            if (path.resolve().name, name) not in seen and point.get("status") != "finished":
-                rows.append({"sweep": path.resolve().name, "run": name, "status": point.get("status"),
-                             "why_no_review": point.get("error") or "no run directory",
-                             "run_dir": point.get("run_dir")})
-    return [{c: r.get(c) for c in COLUMNS.names} for r in rows]
-
-
-def run_row(sweep_dir: Path, run_dir: Path) -> dict[str, Any]:
-    config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    summary = _read(run_dir / "summary.json") or {}
-    record = ((_read(sweep_dir / RECORD) or {}).get("points") or {}).get(run_dir.name) or {}
-    model = config.get("model") or {}
-    roles = (config.get("llm") or {}).get("roles") or {}
-    costs = cost_summary(read_ledger(run_dir))
-    review = summary.get("review") or {}
-    phases = summary.get("phases") or []
-    best = summary.get("best") or {}
-    metric = summary.get("primary_metric") or {}
-    status = summary.get("status") or record.get("status") or "not started"
-    if record.get("status") in ("failed", "interrupted") and status in ("running", "pending"):
-        status = record["status"]
-    return {
-        "sweep": sweep_dir.name, "run": run_dir.name, "status": status,
-        "model": model.get("name") or "offline", "reviewer": roles.get("review") or model.get("name"),
-        "release_date": _iso_date(model.get("release_date"), run_dir),
-        "budget_scale": float((config.get("search") or {}).get("budget_scale", 1.0)), "seed": config.get("seed"),
-        "overall": _num(review.get("Overall")), "decision": review.get("Decision"),
-        "best_metric": _num(best.get("value")), "metric": metric.get("name"), "direction": metric.get("direction"),
-        "nodes": (summary.get("nodes") or {}).get("total"),
-        "tokens": costs["tokens"]["input"] + costs["tokens"]["output"], "input_tokens": costs["tokens"]["input"],
-        "output_tokens": costs["tokens"]["output"], "cost_usd": costs["cost_usd"], "llm_calls": costs["llm_calls"],
-        "wall_time_s": round(sum(p.get("wall_time_s") or 0 for p in phases), 1) if phases else None,
-        "why_no_review": None if review.get("Overall") is not None else _why_no_review(phases, record, status),
-        "run_dir": str(run_dir),
-    }
-
-
-def _iso_date(value: Any, run_dir: Path) -> str | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(str(value)[:10]).isoformat()
-    except ValueError:
-        raise SystemExit(f"error: {run_dir / 'config.yaml'}: model.release_date={value!r} is not a date "
-                         "(YYYY-MM-DD)") from None
-
-
-def read_ledger(run_dir: Path) -> list[dict[str, Any]]:
-    parts = sorted((run_dir / "llm" / "ledger").glob("*.parquet"))
-    return pa.concat_tables([pq.read_table(p, schema=LEDGER_SCHEMA) for p in parts]).to_pylist() if parts else []
-
-
-def _why_no_review(phases: list[dict[str, Any]], record: dict[str, Any], status: str) -> str:
-    for p in phases:
-        if p["name"] == "review" and p.get("status") != "done":
-            return f"review {p.get('status')}: {p.get('why') or 'see phases/review.json'}"
-    failed = next((p for p in phases if p.get("status") in ("failed", "crashed", "interrupted")), None)
-    if failed:
-        return f"{failed['name']} {failed['status']}: {failed.get('why')}"
-    if record.get("error"):
-        return record["error"]
-    return "the review phase was not run (pipeline.phases)" if phases else f"no phase ran ({status})"
 
 
 # --- fits ---------------------------------------------------------------------------------------------------------
@@ -283,6 +187,7 @@ def _save(fig: Any, path: Path) -> None:
 
 def calibration(benchmarks: list[Path], reviewers: list[str]) -> list[str]:
     """The report's lines on how far the reviewer's scores can be trusted (the ICLR benchmark's figures)."""
+    reviewers = sorted({canonical_model(r) for r in reviewers})  # one model under its two names is one reviewer
     names = ", ".join(f"`{r}`" for r in reviewers) or "none (no run was reviewed)"
     lines = ["## How far to trust the scores: the reviewer on ICLR 2022", "",
              f"Reviewer model(s) of these runs: {names}."]
@@ -295,7 +200,7 @@ def calibration(benchmarks: list[Path], reviewers: list[str]) -> list[str]:
                         "<reviewer>` (README: the ICLR benchmark); 0.5 balanced accuracy is chance, the published "
                         "GPT-4o reviewer reached 0.65 (Decision = Overall >= 6)."]
     for path in benchmarks:
-        m = json.loads(path.read_text())
+        m = benchmark_metrics(path)
         model = benchmark_model(path)
         ci = (m.get("ci95") or {}).get("balanced_accuracy")
         at6 = (m.get("by_threshold") or {}).get("6") or {}
@@ -304,7 +209,7 @@ def calibration(benchmarks: list[Path], reviewers: list[str]) -> list[str]:
                   + f", accuracy {m['accuracy']:.3f}, F1 {m['f1']:.3f}, ROC AUC of Overall {m['roc_auc']:.3f}"
                   + (f"; Decision = Overall >= 6: balanced accuracy {at6['balanced_accuracy']:.3f}" if at6 else "")
                   + ". 0.5 is chance."]
-        if model and reviewers and not any(_same_model(model, r) for r in reviewers):
+        if model and reviewers and canonical_model(model) not in reviewers:
             lines.append(f"  **This benchmark measured `{model}`, not the reviewer of these runs**: it says little "
                          "about these scores.")
     return lines
@@ -313,15 +218,11 @@ def calibration(benchmarks: list[Path], reviewers: list[str]) -> list[str]:
 def benchmark_model(path: Path) -> str | None:
     """The reviewer a benchmark result is for: its metrics.json's "model", else the folder name that
     benchmarks.iclr_review gives it (iclr2022_<model>_fs<k>_refl<r>_ens<e>_t<temperature>)."""
-    m = json.loads(path.read_text())
+    m = benchmark_metrics(path)
     if m.get("model"):
         return str(m["model"])
     found = re.match(r"iclr2022_(.+)_fs\d+_refl\d+_ens\d+_t[\d.]+$", path.resolve().parent.name)
     return found.group(1) if found else None
-
-
-def _same_model(a: str, b: str) -> bool:
-    return a == b or a.startswith(b) or b.startswith(a)
 
 
 # --- report -------------------------------------------------------------------------------------------------------
@@ -370,9 +271,9 @@ def report(rows: list[dict[str, Any]], all_fits: list[Fit], timing: list[dict[st
 def sweep_timing(paths: list[Path], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for path in paths:
-        record = _read(path.resolve() / RECORD)
-        if record is None:
+        if not (path.resolve() / RECORD).is_file():
             continue
+        record = read_mapping(path.resolve() / RECORD)
         wall = sum(launch.get("wall_time_s") or 0 for launch in record.get("launches", []))
         runs = sum(r["wall_time_s"] or 0 for r in rows if r["sweep"] == path.resolve().name)
         out.append({"sweep": path.resolve().name, "launches": len(record.get("launches", [])),
@@ -396,7 +297,7 @@ def log_to_wandb(rows: list[dict[str, Any]], all_fits: list[Fit], images: dict[s
     from engine.config import shipped_tracking
     from engine.tracking import make_tracker
 
-    configs = [yaml.safe_load(Path(r["run_dir"], "config.yaml").read_text()) for r in rows
+    configs = [mapping(read_yaml(Path(r["run_dir"], "config.yaml")), Path(r["run_dir"], "config.yaml")) for r in rows
                if r["run_dir"] and Path(r["run_dir"], "config.yaml").is_file()]
     tracking = [c.get("tracking") or {} for c in configs]
     if mode == "none" or (mode == "auto" and not any(t.get("kind") == "wandb" for t in tracking)):
@@ -416,10 +317,12 @@ def log_to_wandb(rows: list[dict[str, Any]], all_fits: list[Fit], images: dict[s
 # --- command line -------------------------------------------------------------------------------------------------
 
 def analyse(paths: list[Path], out: Path, benchmarks: list[Path], tracking: str = "auto") -> dict[str, Any]:
-    out.mkdir(parents=True, exist_ok=True)
+    for path in benchmarks:
+        benchmark_metrics(path)  # a malformed benchmark file stops the analysis before it writes anything
     rows = collect(paths)
     if not rows:
-        raise SystemExit(f"error: no runs found under {', '.join(map(str, paths))}")
+        raise EngineError(f"no runs found under {', '.join(map(str, paths))}")
+    output_folder(out, f"--out {out}")
     pq.write_table(pa.Table.from_pylist(rows, schema=COLUMNS), out / "runs.parquet")
     all_fits = fits(rows)
     pooled = {f.against.removeprefix("log10 "): f for f in all_fits[:3]}
@@ -439,8 +342,8 @@ def analyse(paths: list[Path], out: Path, benchmarks: list[Path], tracking: str 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.scaling", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(prog="python -m benchmarks.scaling", description=__doc__,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("sweeps", nargs="+", type=Path, help="sweep directories (hydra.sweep.dir), or run directories")
     ap.add_argument("--out", type=Path, required=True, help="where the table, plots and report go")
     ap.add_argument("--review-benchmark", type=Path, action="append", default=[],
@@ -448,22 +351,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tracking", choices=("auto", "wandb", "none"), default="auto",
                     help="auto: log to wandb when the runs did (offline without WANDB_API_KEY)")
     args = ap.parse_args(argv)
-    for path in args.review_benchmark:
-        if not path.is_file():
-            ap.error(f"--review-benchmark {path}: no such file")
-    analyse(args.sweeps, args.out, args.review_benchmark, args.tracking)
-    return 0
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def _num(v: Any) -> float | None:
     try:
-        return None if v is None else float(v)
-    except (TypeError, ValueError):
-        return None
+        analyse(args.sweeps, args.out, args.review_benchmark, args.tracking)
+    except EngineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _finite(v: Any) -> float | None:

@@ -9,17 +9,24 @@ slots x the search window (the first program's start to the last one's end). Thi
 """
 from __future__ import annotations
 
-import argparse
 import json
+import sys
 from pathlib import Path
 
+from engine.errors import EngineError
+from engine.inputs import input_folder, read_yaml
 from engine.rundir import RunDir, read_json
+from engine.values import ArgumentParser, at_least
 
 
 def program_utilization(run_dir: Path, slots: int) -> dict:
+    """EngineError when `run_dir` is not a run directory with finished nodes."""
+    input_folder(run_dir)
+    if not (run_dir / "journal").is_dir():
+        raise EngineError(f"{run_dir}: no journal/ there; is it a run directory of this engine?")
     nodes = [n for n in RunDir(run_dir).load_nodes() if n.operator != "copy" and n.exec.started_at]
     if not nodes:
-        return {"run": str(run_dir), "nodes": 0}
+        raise EngineError(f"{run_dir}: no node ran to the end in its journal; nothing to measure")
     spans = [(n.exec.started_at, n.exec.started_at + n.exec.exec_time_s) for n in nodes]
     first, last = min(s for s, _ in spans), max(e for _, e in spans)
     busy = sum(e - s for s, e in spans)
@@ -32,20 +39,28 @@ def program_utilization(run_dir: Path, slots: int) -> dict:
             "driver_overhead_ms_median": summary.get("driver_overhead_ms_median")}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    ap = ArgumentParser(prog="python -m benchmarks.slot_usage", description=__doc__)
     ap.add_argument("runs", nargs="+", type=Path)
-    ap.add_argument("--slots", type=int, default=None, help="default: cluster.slots of the run's config.yaml")
-    args = ap.parse_args()
-    import yaml
+    ap.add_argument("--slots", type=at_least(1), default=None, help="default: cluster.slots of the run's config.yaml")
+    args = ap.parse_args(argv)
+    try:
+        for run in args.runs:
+            print(json.dumps(program_utilization(run, args.slots or run_slots(run))))
+    except EngineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
-    for run in args.runs:
-        slots = args.slots
-        if slots is None:
-            cfg = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").is_file() else {}
-            slots = int(((cfg or {}).get("cluster") or {}).get("slots") or 1)
-        print(json.dumps(program_utilization(run, slots)))
+
+def run_slots(run: Path) -> int:
+    """cluster.slots of the run's config.yaml (1 without one)."""
+    cfg = read_yaml(run / "config.yaml") if (run / "config.yaml").is_file() else {}
+    slots = ((cfg if isinstance(cfg, dict) else {}).get("cluster") or {}).get("slots") or 1
+    if not isinstance(slots, int) or isinstance(slots, bool) or slots < 1:
+        raise EngineError(f"{run / 'config.yaml'}: cluster.slots={slots!r} is not a number of slots; give --slots N")
+    return slots
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

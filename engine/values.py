@@ -8,9 +8,10 @@ converted), a bool is never a number, and NaN is never a value.
 """
 from __future__ import annotations
 
+import argparse
 import math
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NoReturn
 
 MISSING = object()
 
@@ -124,6 +125,40 @@ class Section:
                 why = "repeated" if name in names[:i] else "unknown"
                 raise ValueError(f"{self.key(key)}={show(value)}: {why} {show(name)}; allowed: {what}")
         return tuple(names)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, whose refusal is one line (the option, the value, what is wrong), not the usage first."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= `low` (argparse names the option, prints one line and exits with 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is below {low}")
+        return value
+    return parse
+
+
+def number_in(low: float, high: float | None = None) -> Callable[[str], float]:
+    """An argparse type: a finite number in [low, high]."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or value < low or (high is not None and value > high):
+            allowed = f"in [{low:g}, {high:g}]" if high is not None else f">= {low:g}"
+            raise argparse.ArgumentTypeError(f"{text} is not a finite number {allowed}")
+        return value
+    return parse
 
 
 def _allowed(kind: str, at_least: float | None, above: float | None, at_most: float | None,

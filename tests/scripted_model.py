@@ -18,9 +18,9 @@ import httpx
 import openai
 from openai.types.chat import ChatCompletion
 
+from engine.llm.loopback import Reply, _openai
 from engine.llm.models import ModelSpec, spec_from_dict
 from engine.llm.providers import OpenAIProvider
-from tests.fake_llm_server import Reply, _openai
 
 BASE_URL = "http://scripted.invalid/v1"  # never contacted: names the model's place in specs and messages
 PATH = "/v1/chat/completions"

@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 
 PROMPTS = Path(__file__).resolve().parent / "prompts"
 ROLE = "ideation"
-RESULTS_PER_QUERY = 10
 SHOWN_FIELDS = ("Name", "Title", "Short Hypothesis", "Related Work", "Abstract", "Experiments",
                 "Risk Factors and Limitations")
 
@@ -54,7 +53,7 @@ def check_novelty(llm: LLM, idea: dict[str, Any], state: dict[str, Any], save: C
         while True:
             check()
             if done and done[-1]["results"] is None:  # the query of an interrupted round
-                done[-1]["results"] = library.search(done[-1]["query"], limit=RESULTS_PER_QUERY)
+                done[-1]["results"] = library.search(done[-1]["query"])  # literature.results_per_query of them
                 save()
             allow_search = len(done) + 1 < rounds
             answer = llm.ask_json(ROLE, render_from(PROMPTS, "novelty_system"), _conversation(idea, done, rounds),

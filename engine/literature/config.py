@@ -50,5 +50,5 @@ def _engine(literature: Section, name: str) -> EngineConfig:
     url = e.text("base_url")
     if not url.startswith(("http://", "https://")):
         raise e.refuse("base_url", url, "an http:// or https:// URL")
-    return EngineConfig(name, url.rstrip("/"), e.text("api_key_env", null="no key"),
+    return EngineConfig(name, url.rstrip("/"), e.text("api_key_env", null="no key", default=None),
                         e.number("requests_per_s", above=0))

@@ -13,11 +13,14 @@ from pathlib import Path
 
 from engine.config import shipped_llm
 from engine.errors import EngineError
+from engine.inputs import output_file
 from engine.llm.ledger import Ledger, cost_summary
 from engine.llm.models import ModelSpec
 from engine.llm.service import LLM
 from engine.review.paper import load_paper
 from engine.review.reviewer import FIELDS, perform_review, spec_for
+from engine.rundir import write_atomic
+from engine.values import ArgumentParser, at_least, number_in
 
 
 def model_spec(args: argparse.Namespace) -> ModelSpec:
@@ -42,23 +45,25 @@ def readable(review: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m engine.review", description=__doc__,
+    ap = ArgumentParser(prog="python -m engine.review", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("pdf", type=Path)
     ap.add_argument("--model", help="conf/model name or API model name (e.g. gpt-4o, claude-3-5-sonnet)")
     ap.add_argument("--base-url", help="an OpenAI-compatible server (vLLM, Ollama, ...)")
     ap.add_argument("--api-key-env", default="OPENAI_API_KEY", help="the variable holding the key (--base-url)")
     ap.add_argument("--out", type=Path, default=Path("review.json"))
-    ap.add_argument("--num-reflections", type=int, default=5)
-    ap.add_argument("--num-fs-examples", type=int, default=1)
+    ap.add_argument("--num-reflections", type=at_least(1), default=5)
+    ap.add_argument("--num-fs-examples", type=at_least(0), default=1)
     ap.add_argument("--fewshot-dir", type=Path, default=None,
                     help="few-shot examples in the v1 layout (<name>.pdf or .txt next to <name>.json)")
-    ap.add_argument("--num-reviews-ensemble", type=int, default=5)
-    ap.add_argument("--temperature", type=float, default=0.1)
-    ap.add_argument("--pages", type=int, default=None, help="read only the first N pages")
+    ap.add_argument("--num-reviews-ensemble", type=at_least(1), default=5)
+    ap.add_argument("--temperature", type=number_in(0, 2), default=0.1)
+    ap.add_argument("--pages", type=at_least(1), default=None, help="read only the first N pages")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # a damaged PDF is named in one line, not in pypdf's warnings
     try:
+        out = output_file(args.out, f"--out {args.out}")  # before anything is paid for
         spec = model_spec(args)
         text = load_paper(args.pdf, num_pages=args.pages)
         with tempfile.TemporaryDirectory(prefix="review-") as tmp:
@@ -72,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     except EngineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    args.out.write_text(json.dumps(review, indent=2) + "\n")
+    write_atomic(out, json.dumps(review, indent=2) + "\n")
     print(readable({k: review[k] for k in FIELDS}))
     cost = "unknown (no prices for this model)" if costs["cost_usd"] is None else f"${costs['cost_usd']:.4f}"
     print(f"\n{costs['llm_calls']} model calls, {costs['tokens']['input']} input / {costs['tokens']['output']} "

@@ -2,6 +2,7 @@
 expanded, running headers, footers and page numbers removed."""
 from __future__ import annotations
 
+import io
 import re
 from collections import Counter
 from pathlib import Path
@@ -10,6 +11,7 @@ from pypdf import PdfReader
 from pypdf.errors import PdfReadError
 
 from engine.errors import EngineError
+from engine.inputs import read_bytes
 
 LIGATURES = {"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl", "\ufb05": "st",
              "\ufb06": "st", "\u00ad": ""}
@@ -26,10 +28,18 @@ def load_paper(pdf_path: str | Path, num_pages: int | None = None, min_size: int
     cannot be read or holds less than `min_size` characters of text (a scanned paper, say)."""
     path = Path(pdf_path)
     try:
-        reader = PdfReader(str(path))
+        data = read_bytes(path)  # missing, a folder, not readable: named as such
+    except EngineError as e:
+        raise PaperError(str(e)) from None
+    if not data.startswith(b"%PDF-") and b"%PDF-" not in data[:1024]:
+        raise PaperError(f"{path}: not a PDF (it does not start with %PDF-)")
+    try:
+        reader = PdfReader(io.BytesIO(data))
         pages = [page.extract_text() or "" for page in reader.pages[:num_pages]]
-    except (OSError, PdfReadError, ValueError) as e:
+    except (PdfReadError, ValueError) as e:
         raise PaperError(f"{path}: cannot read the PDF: {e}") from None
+    except Exception as e:  # pypdf meets a broken file with many kinds of error: each is this file's fault
+        raise PaperError(f"{path}: cannot read the PDF ({type(e).__name__}: {e})") from None
     text = clean_pages(pages)
     if len(text) < min_size:
         raise PaperError(f"{path}: only {len(text)} characters of text (fewer than {min_size}); is it a scanned "

@@ -13,6 +13,7 @@ from typing import Any
 
 from engine.config import shipped_llm
 from engine.errors import EngineError
+from engine.inputs import read_text
 from engine.llm.models import MODEL_DIR, ModelSpec, load_registered
 from engine.llm.parsing import ParseError, extract_json
 from engine.llm.providers import AnthropicProvider, OpenAIProvider
@@ -167,9 +168,9 @@ def load_fewshot(folder: Path, limit: int | None = None) -> list[FewshotExample]
             continue
         if limit is not None and len(examples) >= limit:
             break
-        paper = txt.read_text() if txt.is_file() else load_paper(pdf)
+        paper = read_text(txt) if txt.is_file() else load_paper(pdf)
         try:
-            raw = json.loads(js.read_text())
+            raw = json.loads(read_text(js))
             review = raw.get("review", raw) if isinstance(raw, dict) else raw
             review = validate(json.loads(review) if isinstance(review, str) else review)
         except (json.JSONDecodeError, ValueError) as e:

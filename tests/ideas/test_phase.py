@@ -12,6 +12,7 @@ from engine.errors import EngineError
 from engine.ideas import OFFLINE_LABEL, run_phase
 from engine.literature import LiteratureConfig, LiteratureError
 from tests.ideas.helpers import FIXTURES, FakeLiterature, IdeaModel, Killer, contents, context, make_llm, run_config
+from tests.literature.fake_scholar_server import FakeScholarServer, paper
 from tests.scripted_model import ScriptedModel
 
 V2 = ("Name", "Title", "Short Hypothesis", "Related Work", "Abstract", "Experiments", "Risk Factors and Limitations")
@@ -140,6 +141,24 @@ def test_the_real_literature_client_failing_leaves_novelty_unchecked(tmp_path):
     [idea] = read(tmp_path, "ideas.json")["ideas"]
     assert idea["novelty"]["decision"] == "unchecked" and idea["novel"] is None
     assert "arxiv: connection error" in idea["novelty"]["reason"]
+
+
+def test_every_search_of_the_phase_reads_literature_results_per_query(tmp_path):
+    """The drafts' searches and the novelty check's ask the engines for literature.results_per_query papers (the
+    novelty check once asked for ten, whatever the setting) and show the model no more."""
+    with FakeScholarServer() as scholar:
+        scholar.default["arxiv"] = {"papers": [paper(f"Paper {i} on grokking") for i in range(8)]}
+        lit_cfg = LiteratureConfig.from_dict({
+            "engines": ["arxiv"], "results_per_query": 3, "timeout_s": 5, "max_attempts": 1, "max_wait_s": 1,
+            "breaker_failures": 3, "arxiv": {"base_url": scholar.base_url("arxiv"), "requests_per_s": 100}})
+        cfg = run_config(num_ideas=1, num_reflections=1, novelty_rounds=2).with_section("literature", lit_cfg)
+        with ScriptedModel(responder=IdeaModel(done_at=1)) as scripted:
+            run_phase(context(tmp_path, cfg, make_llm(scripted)))
+    [idea] = read(tmp_path, "ideas.json")["ideas"]
+    asked = [r.params["search_query"] for r in scholar.requests]
+    assert len(asked) == 2 and any("novelty" in q for q in asked)  # a draft's search, the novelty check's
+    assert [r.params["max_results"] for r in scholar.requests] == ["3", "3"]
+    assert idea["novelty"]["decision"] == "novel" and len(idea["novelty"]["papers"]) <= 3
 
 
 def test_topic_file_without_template(tmp_path):
