@@ -6,7 +6,6 @@ directory, a few headline figures) is kept in its done-marker, `phases/<name>.js
 raises PhaseSkipped with a one-line reason; any other exception marks it failed."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,5 +82,5 @@ def marker_path(run_dir: Path, name: str) -> Path:
 
 
 def read_marker(run_dir: Path, name: str) -> dict[str, Any] | None:
-    f = marker_path(run_dir, name)
-    return json.loads(f.read_text()) if f.is_file() else None
+    from engine.rundir import read_json
+    return read_json(marker_path(run_dir, name))

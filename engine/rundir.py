@@ -24,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from engine.errors import EngineError
 from search.node import RECORD_FIELDS, ExecResult, Node, node_from_record, node_record
 
 _ARROW = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "json": pa.string(),
@@ -31,20 +32,31 @@ _ARROW = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": 
 SCHEMA = pa.schema([(name, _ARROW[kind]) for name, kind in RECORD_FIELDS])  # one row per finished node
 
 
+# what to do with a file of the run directory that is damaged although it was written whole (a disk fault, an edit)
+RECOVER = "move it aside and resume (the step that wrote it runs again), or start a new run"
+
+
 def write_atomic(path: Path, data: bytes | str) -> None:
+    """Written to a temporary name, then renamed: a reader (a resume after the process was killed) sees the old
+    file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data.encode() if isinstance(data, str) else data)
     os.replace(tmp, path)
 
 
-def write_json(path: Path, obj: Any) -> None:
-    write_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
+def write_json(path: Path, obj: Any, indent: int = 2) -> None:
+    write_atomic(path, json.dumps(obj, indent=indent, default=str) + "\n")
 
 
 def read_json(path: Path) -> Any:
-    """The JSON in `path`, or None when there is no such file."""
-    return json.loads(path.read_text()) if path.is_file() else None
+    """The JSON in `path`, or None when there is no such file; EngineError naming a damaged one, with what to do."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise EngineError(f"{path}: damaged, not readable JSON ({e}); {RECOVER}") from None
 
 
 def node_to_row(node: Node) -> dict[str, Any]:
@@ -94,7 +106,7 @@ class RunDir:
         folder = self.pending_dir / f"{node.id}.run"
         if not (folder / "result.json").is_file():
             return None
-        saved = json.loads((folder / "result.json").read_text())
+        saved = read_json(folder / "result.json")
         root = folder / "artifacts"
         artifacts = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
         return ExecResult(**saved["result"]), artifacts, saved["plot_error"]
@@ -144,7 +156,7 @@ class RunDir:
         parts = sorted(self.journal_dir.glob("*.parquet")) if self.journal_dir.is_dir() else []
         if not parts:
             return []
-        table = pa.concat_tables([pq.read_table(p, schema=SCHEMA) for p in parts])
+        table = pa.concat_tables([_journal_part(p) for p in parts])
         nodes = [node_from_record(r) for r in table.to_pylist()]
         return sorted(nodes, key=lambda n: n.step)
 
@@ -152,11 +164,18 @@ class RunDir:
         """Nodes that were running when the run stopped; their half-written folders are removed."""
         nodes = []
         for f in sorted(self.pending_dir.glob("*.json")) if self.pending_dir.is_dir() else []:
-            nodes.append(node_from_record(json.loads(f.read_text())))
+            nodes.append(node_from_record(read_json(f)))
         for partial in self.nodes_dir.glob("*.partial") if self.nodes_dir.is_dir() else []:
             shutil.rmtree(partial, ignore_errors=True)
         return sorted(nodes, key=lambda n: n.step)
 
     def read_table(self) -> pa.Table:
-        return pa.concat_tables([pq.read_table(p, schema=SCHEMA)
-                                 for p in sorted(self.journal_dir.glob("*.parquet"))])
+        return pa.concat_tables([_journal_part(p) for p in sorted(self.journal_dir.glob("*.parquet"))])
+
+
+def _journal_part(part: Path) -> pa.Table:
+    try:
+        return pq.read_table(part, schema=SCHEMA)
+    except (OSError, pa.ArrowException) as e:
+        raise EngineError(f"{part}: damaged journal part ({str(e).splitlines()[0]}); move it aside and resume (the "
+                          "node it records is then left out of the tree), or start a new run") from None

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from engine.rundir import write_atomic
 from search.node import Node
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class WandbTracker:
         # a resumed pipeline run continues its wandb run: the id is kept in the run directory
         id_file = run_dir / "wandb_run_id"
         run_id = id_file.read_text().strip() if id_file.is_file() else secrets.token_hex(4)
-        id_file.write_text(run_id)
+        write_atomic(id_file, run_id)
         self.run = wandb.init(project=cfg.project, entity=cfg.entity, group=cfg.group, job_type=cfg.job_type,
                               name=run_name, id=run_id, resume="allow", dir=str(run_dir), config=config, mode=mode,
                               settings=wandb.Settings(silent=True, console="off"))

@@ -159,13 +159,17 @@ def rate(code):
 
 
 @pytest.mark.slow
-def test_two_slot_search_replayed_without_the_server_never_gives_a_program_to_another_parent(tmp_path, quick_template):
+def test_two_slot_search_replayed_gives_every_program_to_its_own_parent_and_a_missing_reply_stops_it(tmp_path,
+                                                                                                   quick_template):
     """With two slots, which parent a step improves depends on timing (a recorded model took milliseconds to
-    answer, a replay takes none). The replay either makes the same requests and gives every parent the same
-    programs, or meets a request the recorded run never made and stops, naming the step and role; it never
-    hands a child written for one parent to another (what replies keyed by (step, role, call) did)."""
+    answer, a replay takes none), so a replay may make a request the recorded run never made. Replies are found by
+    the request's content, so a replayed child is always the one written for its parent (replies keyed by
+    (step, role, call) once gave children to other parents). Two replays of one recorded run, each with one
+    outcome: with replay.fallback=live every request is answered (recorded, else by the model) and the whole
+    search runs, each child at half its own parent's rate; with a recorded draft's reply deleted, the replay
+    must stop at that request, naming the step and the role, with exit status 2 and no traceback."""
     code = (quick_template / "experiment.py").read_text()
-    run1, run2 = tmp_path / "run1", tmp_path / "run2"
+    run1, live, missing = tmp_path / "run1", tmp_path / "live", tmp_path / "missing"
     with FakeLLMServer(responder=parent_model(code)) as server:
         res = run_engine("+topic=template", f"topic.path={quick_template}", "topic.metric=val_loss",
                          "topic.direction=minimize", f"model.base_url={server.base_url}", "model.name=fake-model",
@@ -173,19 +177,27 @@ def test_two_slot_search_replayed_without_the_server_never_gives_a_program_to_an
                          # no proposals written ahead: a fast model would otherwise write drafts for every step
                          # before any node finished (nothing to improve yet), and the run would improve nothing
                          "search.lookahead=0", f"hydra.run.dir={run1}")
+        assert res.returncode == 0, res.stderr[-3000:]
+        recorded = children_by_parent(run1)
+        assert [p for p, _ in recorded if p] and all(rate(c) == rate(p) / 2 for p, c in recorded if p)
+        asked_before = len(server.requests)
+        res = run_engine("model=replay", f"replay.run={run1}", "replay.fallback=live", f"hydra.run.dir={live}")
+        asked_live = [b for _, b, _ in server.requests[asked_before:] if "Reply with OK." not in json.dumps(b)]
     assert res.returncode == 0, res.stderr[-3000:]
-    recorded = children_by_parent(run1)
-    improved = [(p, c) for p, c in recorded if p]
-    assert improved and all(rate(c) == rate(p) / 2 for p, c in improved)
-    res = run_engine("model=replay", f"replay.run={run1}", f"hydra.run.dir={run2}", key="")
-    # a miss can come before any node of the replay finished: then it has no journal
-    replayed = children_by_parent(run2) if (run2 / "journal").is_dir() else []
-    assert replayed or res.returncode != 0, res.stderr[-3000:]
+    replayed = children_by_parent(live)
+    assert len(replayed) == len(recorded) and [p for p, _ in replayed if p]
     assert all(rate(c) == rate(p) / 2 for p, c in replayed if p), "a replayed program went to another parent"
-    if res.returncode == 0:
-        assert replayed == recorded
-        assert all(r["replayed"] for r in pq.read_table(run2 / "llm" / "ledger").to_pylist())
-    else:
-        assert res.returncode == 2 and re.search(r"has no reply for node step \d+, role code", res.stderr), \
-            res.stderr[-3000:]
-        assert "Traceback" not in res.stderr
+    ledger = pq.read_table(live / "llm" / "ledger").to_pylist()
+    # what was not recorded, and only that, was asked (besides the model's check call at start-up)
+    assert sum(not r["replayed"] for r in ledger) == len(asked_live)
+    assert any(r["replayed"] and r["role"] == "code" for r in ledger)
+
+    drafts = [f for f in sorted((run1 / "llm" / "transcripts").glob("*-code.json"))
+              if "Improve the program" not in f.read_text()]
+    drafts[0].unlink()  # every replay of this run asks for both drafts: one of them now has no recorded reply
+    res = run_engine("model=replay", f"replay.run={run1}", f"hydra.run.dir={missing}", key="")
+    assert res.returncode == 2, res.stderr[-3000:]
+    assert re.search(r"has no reply for node step \d+, role code", res.stderr), res.stderr[-3000:]
+    assert "Traceback" not in res.stderr
+    done = children_by_parent(missing) if (missing / "journal").is_dir() else []
+    assert all(rate(c) == rate(p) / 2 for p, c in done if p)

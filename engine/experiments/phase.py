@@ -1,7 +1,6 @@
 """The experiment phase of a run: template -> proposer -> tree search -> journal, best node, summary."""
 from __future__ import annotations
 
-import json
 import logging
 import statistics
 import time
@@ -271,8 +270,7 @@ def previous_spec(summary: dict[str, Any]) -> MetricSpec | None:
 
 
 def _read_summary(run_dir: Path) -> dict[str, Any] | None:
-    f = run_dir / "summary.json"
-    return json.loads(f.read_text()) if f.is_file() else None
+    return read_json(run_dir / "summary.json")
 
 
 def make_summary(exp: Experiment, state: SearchState, wall_s: float, status: str, run_dir: str,

@@ -33,8 +33,8 @@ class Checkpoints:
         f = self.folder / f"{slot}.json"
         if f.is_file():
             try:
-                state = json.loads(f.read_text())
-            except json.JSONDecodeError:
+                state = json.loads(f.read_bytes().decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
                 log.warning("%s is not readable JSON: the idea in it starts over", f)
                 state = None
             if isinstance(state, dict) and state.get("key") == key:

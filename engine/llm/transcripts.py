@@ -20,6 +20,7 @@ from typing import Any
 
 from engine.errors import EngineError
 from engine.llm.providers import Request, Response
+from engine.rundir import read_json, write_json
 
 log = logging.getLogger(__name__)
 Key = tuple[Any, str, int]
@@ -81,7 +82,7 @@ class Recorder:
                     "output_tokens": resp.output_tokens, "cached_tokens": resp.cached_tokens,
                     "finish_reason": resp.finish_reason},
                 "error": error, "replayed": not live}
-        (self.dir / f"{seq:06d}-{role}.json").write_text(json.dumps(data, indent=1))
+        write_json(self.dir / f"{seq:06d}-{role}.json", data, indent=1)
 
 
 class ReplayMiss(EngineError):
@@ -110,7 +111,9 @@ class Replayer:
         self.by_key: dict[Key, _Recorded] = {}  # every reply, by its place; the only index of old transcripts
         self.unhashed = 0
         for f in sorted(folder.glob("*.json")):
-            data = json.loads(f.read_text())
+            data = read_json(f)
+            if not isinstance(data, dict) or not {"reply", "seq", "step", "role", "n", "request"} <= set(data):
+                raise EngineError(f"{f}: not a transcript of this engine (seq, step, role, n, request, reply)")
             if data["reply"] is None:
                 continue
             rec = _Recorded(data["seq"], (data["step"], data["role"], data["n"]), data["request"], data["reply"],

@@ -5,7 +5,6 @@ Outputs (kept in phases/writeup.json): pdf, tex, kind ("paper" | "results report
 citations, untraced_numbers, checks_ok, why_report (why a report and not a paper; None for a paper)."""
 from __future__ import annotations
 
-import json
 import logging
 import re
 import shutil
@@ -26,6 +25,7 @@ log = logging.getLogger(__name__)
 def run_phase(ctx: PhaseContext) -> dict[str, Any]:
     from engine.llm.service import LLMCallError
     from engine.phase import PhaseSkipped
+    from engine.rundir import read_json
     from engine.writeup.facts import collect_facts
     from engine.writeup.figures import make_figures  # written separately; imported late so tests can replace it
     from engine.writeup.latex import template_source
@@ -33,8 +33,8 @@ def run_phase(ctx: PhaseContext) -> dict[str, Any]:
     from engine.writeup.report import build_report
 
     run_dir = ctx.run_dir
-    summary = run_dir / "summary.json"
-    if not summary.is_file() or "primary_metric" not in json.loads(summary.read_text()):
+    summary = read_json(run_dir / "summary.json")
+    if not isinstance(summary, dict) or "primary_metric" not in summary:
         raise PhaseSkipped("no experiment results to write about (summary.json has none: the experiments phase "
                            "has not run)")
     facts = collect_facts(run_dir)

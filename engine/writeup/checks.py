@@ -4,12 +4,12 @@ back to the run's facts). Findings go back to the model; `paper/integrity.json` 
 from __future__ import annotations
 
 import bisect
-import json
 import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.rundir import write_json
 from engine.writeup.latex import DISCLOSURE_MARK, body_of
 
 _CMD_ARG = r"\*?\s*(?:\[[^\]]*\]\s*){0,2}\{([^}]*)\}"
@@ -94,7 +94,7 @@ def run_checks(folder: Path, tex: str, pdf: Path | None, numbers: dict[float, st
 
 def write_integrity(folder: Path, report: CheckReport, **extra: object) -> Path:
     path = folder / "integrity.json"
-    path.write_text(json.dumps(report.to_dict() | extra, indent=2))
+    write_json(path, report.to_dict() | extra)
     return path
 
 

@@ -6,17 +6,18 @@ round in paper/citations.json, so a resumed run continues where it stopped (the 
 queries already made without a request). A failing literature search ends the rounds with a warning."""
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.errors import EngineError
 from engine.literature.errors import LiteratureError
 from engine.llm.providers import Tool
 from engine.llm.service import LLM, CallContext
 from engine.prompts import render_from
+from engine.rundir import RECOVER, read_json, write_json
 
 log = logging.getLogger(__name__)
 PROMPTS = Path(__file__).resolve().parent / "prompts"
@@ -46,15 +47,17 @@ class CitationState:
 
 
 def load_state(path: Path) -> CitationState:
-    if not path.is_file():
+    raw = read_json(path)
+    if raw is None:
         return CitationState()
-    raw = json.loads(path.read_text())
+    if not isinstance(raw, dict):
+        raise EngineError(f"{path}: damaged (not a mapping); {RECOVER}")
     return CitationState(raw.get("rounds", []), raw.get("records", []), bool(raw.get("done")), raw.get("warning"))
 
 
 def save_state(path: Path, state: CitationState) -> None:
-    path.write_text(json.dumps({"rounds": state.rounds, "records": state.records, "done": state.done,
-                                "warning": state.warning}, indent=2))
+    write_json(path, {"rounds": state.rounds, "records": state.records, "done": state.done,
+                      "warning": state.warning})
 
 
 def gather_citations(llm: LLM, literature: Any, idea_text: str, facts_text: str, paper_dir: Path,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.rundir import write_atomic
 from engine.writeup.checks import CheckReport, run_checks, write_integrity
 from engine.writeup.compile import CompileResult, compile_latex
 from engine.writeup.facts import RunFacts, StageFacts, fmt
@@ -29,7 +30,7 @@ def build_report(paper_dir: Path, template: str, facts: RunFacts, figures: Seque
     body = "\n".join([_idea(facts), _results(facts), _figures(figures), _run_facts(facts)])
     tex = _replace_sections(tex, body)
     path = paper_dir / "paper.tex"
-    path.write_text(tex)
+    write_atomic(path, tex)
     compiled = compile_latex(paper_dir, timeout_s, bibtex=False, chktex=False)
     checks = run_checks(paper_dir, tex, compiled.pdf, facts.numbers, None, set())
     write_integrity(paper_dir, checks, kind="results report", compile=compiled.to_dict())

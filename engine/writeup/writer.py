@@ -17,6 +17,7 @@ from engine.experiments.plot_critique import vision_unavailable
 from engine.llm.providers import Tool
 from engine.llm.service import LLM, CallContext, LLMCallError
 from engine.prompts import render_from
+from engine.rundir import read_json, write_atomic, write_json
 from engine.writeup.checks import CheckReport, bib_keys, run_checks, write_integrity
 from engine.writeup.compile import CompileResult, compile_latex
 from engine.writeup.config import WriteupConfig
@@ -65,18 +66,18 @@ def write_paper(llm: LLM, cfg: WriteupConfig, facts: RunFacts, figures: Sequence
                 titles: dict[str, str], paper_dir: Path, template: str) -> PaperResult:
     """The paper in paper_dir/paper.tex and paper.pdf. `bibtex`: key -> entry of every citable paper; `titles`:
     key -> title. Raises EngineError when no version of the LaTeX compiles."""
-    (paper_dir / "references.bib").write_text("\n\n".join(bibtex.values()) + "\n")
+    write_atomic(paper_dir / "references.bib", "\n\n".join(bibtex.values()) + "\n")
     keys = bib_keys((paper_dir / "references.bib").read_text())
     inputs = Inputs(json.dumps(facts.idea, indent=1), facts.prompt_text(), _figure_list(figures),
                     ", ".join(figure_path(f) for f in figures) or "(none)",
                     "\n".join(f"- {k}: {titles.get(k, '')}" for k in keys) or "(no citations available)", keys)
     state_path = paper_dir / "writer.json"
-    state: dict[str, Any] = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    state: dict[str, Any] = read_json(state_path) or {}
     system = render_from(PROMPTS, "write_system")
 
     def save(tex: str) -> None:
-        state_path.write_text(json.dumps(state, indent=1))
-        (paper_dir / "paper.tex").write_text(tex)
+        write_json(state_path, state, indent=1)
+        write_atomic(paper_dir / "paper.tex", tex)
 
     def assemble() -> str:
         return with_disclosure(fill(template, state["title"], state["sections"]["abstract"], state["sections"]),

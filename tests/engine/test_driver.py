@@ -3,8 +3,12 @@ before it runs (and its model cost labelled), early completion, proposals writte
 import threading
 import time
 
-from engine.config import shipped_policy, shipped_sandbox, stages_config
-from engine.llm.ledger import cost_summary
+import pytest
+
+from engine.config import shipped_llm, shipped_policy, shipped_sandbox, stages_config
+from engine.llm.ledger import Ledger, cost_summary
+from engine.llm.models import spec_from_dict
+from engine.llm.service import LLM, CallContext
 from engine.nodes.driver import Driver, SearchState, slot_utilization
 from engine.nodes.node_exec import NodeJob
 from engine.rundir import RunDir
@@ -15,6 +19,7 @@ from search.operators import NothingLeft, Proposal
 from stages.policy import StagePlan, StageSetup
 from stages.spec import STAGE_NAMES, StageSettings
 from tests.engine.instant import InstantExecutor
+from tests.scripted_model import BASE_URL, ScriptedModel
 
 SPEC = MetricSpec("m", "maximize")
 
@@ -77,23 +82,47 @@ def test_nothing_left_ends_the_stage_while_other_proposals_are_in_flight(tmp_pat
     assert sorted(n.change for n in ran(d)) == ["a", "b", "c"]
 
 
+class ModelProposer(ScriptedProposer):
+    """The scripted proposals, each written by one call of a real LLM (an in-process scripted model behind the
+    engine's OpenAI provider, its calls in the run's ledger), tagged with the proposal's node as LLMProposer tags
+    its calls; the k-th call reports 1000 x k input tokens, so every call has a cost of its own."""
+
+    def __init__(self, script, llm):
+        super().__init__(script)
+        self.llm = llm
+
+    def _next(self, journal, *args, **kw) -> Proposal:
+        proposal = super()._next(journal, *args, **kw)  # NothingLeft at the script's end: no call made then
+        target = [a for a in args if isinstance(a, Node)][-1]  # the node being written (after a parent, if any)
+        self.llm.ask("code", "system", [{"role": "user", "content": "write it"}],
+                     CallContext(target.id, target.step, target.stage))
+        return proposal
+
+    draft = debug = improve = _next
+
+
 def test_a_repeated_change_is_dropped_never_run_and_its_cost_labelled(tmp_path):
     ex = InstantExecutor()
-    d = tuning_driver(tmp_path, ScriptedProposer([("lr", 0.5), ("lr", 0.6), ("wd", 0.7)]), ex, budget=3,
-                      concurrency=1)
-    d.search()
+    spec = spec_from_dict({"name": "fake-model", "base_url": BASE_URL, "prices": {"input": 2.0, "output": 10.0}})
+    with ScriptedModel() as model:
+        model.script = [{"text": "ok", "usage": {"input": 1000 * k, "output": 0, "cached": 0}} for k in (1, 2, 3)]
+        llm = LLM({"code": spec}, shipped_llm(max_retries=0), {"OPENAI_API_KEY": "k"}, Ledger(tmp_path, "run"),
+                  providers=model.providers("code", spec=spec))
+        d = tuning_driver(tmp_path, ModelProposer([("lr", 0.5), ("lr", 0.6), ("wd", 0.7)], llm), ex, budget=3,
+                          concurrency=1)
+        d.search()
     assert [n.change for n in ran(d)] == ["lr", "wd"]
     assert "VALUE = 0.6" not in ex.submitted  # the repeat never ran
     assert len(d.dropped) == 1 and "taken meanwhile" in d.dropped[0]["why"]
     run = RunDir(tmp_path)
     assert run.dropped_ids() == {d.dropped[0]["node_id"]}
     assert all(n.id != d.dropped[0]["node_id"] for n in run.load_nodes())  # not in the journal
-    rows = [{"node": d.dropped[0]["node_id"], "role": "code", "stage": "tuning", "cost_usd": 0.5, "ok": True,
-             "input_tokens": 10, "output_tokens": 5, "cached_tokens": 0},
-            {"node": "other", "role": "code", "stage": "tuning", "cost_usd": 1.0, "ok": True,
-             "input_tokens": 10, "output_tokens": 5, "cached_tokens": 0}]
-    labels = cost_summary(rows, run.dropped_ids())["llm_by_label"]
-    assert labels["dropped proposal"]["cost_usd"] == 0.5 and labels["code"]["cost_usd"] == 1.0
+    # what the experiments phase puts in summary.json: the ledger's calls, the dropped proposal's labelled so
+    labels = cost_summary(llm.ledger.rows(), run.dropped_ids())["llm_by_label"]
+    assert labels["dropped proposal"] == pytest.approx({  # the second call: 2000 tokens at 2 USD per million
+        "cost_usd": 0.004, "calls": 1, "calls_with_unknown_price": 0, "input_tokens": 2000, "output_tokens": 0,
+        "cached_tokens": 0})
+    assert labels["code"]["cost_usd"] == pytest.approx(0.008) and labels["code"]["calls"] == 2  # 1000 + 3000 tokens
 
 
 def test_the_stage_completion_rule_ends_the_search_early(tmp_path):

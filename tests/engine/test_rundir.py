@@ -1,4 +1,9 @@
-from engine.rundir import RunDir
+from pathlib import Path
+
+import pytest
+
+from engine.errors import EngineError
+from engine.rundir import RunDir, read_json, write_json
 from search.node import ExecResult, Node
 
 
@@ -42,3 +47,35 @@ def test_artifact_names_cannot_escape_the_node_folder(tmp_path):
     run.record(n, {"../../evil.txt": b"x", "ok.txt": b"y"})
     assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "run" / "evil.txt").exists()
     assert (run.node_dir(n) / "ok.txt").read_bytes() == b"y"
+
+
+def test_a_file_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    """write_atomic: a process killed halfway through a write (half the bytes, then the kill) leaves the old file."""
+    target = tmp_path / "state.json"
+    write_json(target, {"round": 1})
+    real = Path.write_bytes
+
+    def half_then_killed(self, data):
+        real(self, data[: len(data) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_bytes", half_then_killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_json(target, {"round": 2, "notes": "x" * 1000})
+    monkeypatch.undo()
+    assert read_json(target) == {"round": 1}
+
+
+def test_a_damaged_file_is_named_with_what_to_do(tmp_path):
+    (tmp_path / "phases").mkdir()
+    (tmp_path / "phases" / "writeup.json").write_text('{"status": "do')
+    with pytest.raises(EngineError, match=r"phases/writeup.json: damaged, not readable JSON .*move it aside and "
+                                          r"resume"):
+        read_json(tmp_path / "phases" / "writeup.json")
+    run = RunDir(tmp_path)
+    a = finished_node(0)
+    run.record(a, {})
+    part = next((tmp_path / "journal").glob("*.parquet"))
+    part.write_bytes(part.read_bytes()[:40])
+    with pytest.raises(EngineError, match=rf"{part.name}: damaged journal part .*move it aside and resume"):
+        run.load_nodes()

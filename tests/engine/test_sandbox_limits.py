@@ -4,6 +4,7 @@ import os
 import shutil
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -166,10 +167,31 @@ def test_the_log_says_which_limits_are_in_force(caplog, monkeypatch):
     assert len(lines) == 1 and ("cgroup v" in lines[0] if found != "none" else "rlimits" in lines[0])
 
 
-def test_sandbox_module_keeps_its_entry_points():
-    for name in ("SandboxConfig", "run_sandboxed", "bwrap_path", "kill_all_running", "parse_exception"):
-        assert hasattr(sandbox, name)
-    assert os.path.isfile(sandbox.__file__)
+def test_the_sandbox_entry_points_run_a_program_name_its_error_and_stop_it(tmp_path):
+    """run.py's entry points as the runners and the driver use them: bwrap_path finds bubblewrap where it is
+    installed; run_sandboxed runs a program and names its exception (parse_exception reads it from stderr);
+    kill_all_running, called from another thread (Ctrl-C, shutdown), stops a program that is still running."""
+    cfg = shipped_sandbox(use_bwrap=MODE, timeout_s=120.0)
+    assert (sandbox.bwrap_path(cfg) is not None) == HAVE_BWRAP
+    failing, sleeping = tmp_path / "failing", tmp_path / "sleeping"
+    failing.mkdir()
+    sleeping.mkdir()
+    out = sandbox.run_sandboxed([sys.executable, "-c", "raise KeyError('no such thing')"], failing, cfg)
+    assert out.exit_code != 0 and (out.exc_type, out.exc_message) == ("KeyError", "'no such thing'")
+    assert sandbox.parse_exception(out.stderr) == ("KeyError", "'no such thing'")
+
+    ended = {}
+    program = "import time; open('started', 'w').close(); time.sleep(120)"
+    runner = threading.Thread(target=lambda: ended.update(
+        out=sandbox.run_sandboxed([sys.executable, "-c", program], sleeping, cfg)), daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 60
+    while not (sleeping / "started").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (sleeping / "started").exists(), "the program never started"
+    sandbox.kill_all_running()
+    runner.join(timeout=30)
+    assert not runner.is_alive() and ended["out"].exit_code != 0 and ended["out"].elapsed_s < 60
 
 
 def test_groups_left_by_a_killed_engine_are_swept(tmp_path):

@@ -3,6 +3,7 @@ literature: citation rounds, a draft, refinement, figure notes from a vision mod
 LaTeX errors and check findings back until the paper compiles and checks out."""
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,31 @@ from engine.writeup.preflight import missing_tools
 from tests.scripted_model import ScriptedModel
 from tests.writeup.paper_model import CLEAN, FIGURE, PaperModel
 from tests.writeup.support import FakeLiterature, context, fake_llm, install_fake_figures, run_config, smoke_copy
+
+REAL_WRITES = {"write_text": Path.write_text, "write_bytes": Path.write_bytes}
+
+
+class Killed(BaseException):
+    """Stands in for the process being killed (a BaseException, so no handler of the engine takes it)."""
+
+
+def die_while_writing(monkeypatch, name: str, at: int) -> None:
+    """The `at`-th write of the file `name` (or of its temporary copy) gets half its bytes to disk, then the process
+    is killed; every other write goes through."""
+    seen = {"n": 0}
+
+    def dying(kind):
+        def write(self, data, *args, **kwargs):
+            if self.name in (name, f".{name}.tmp"):
+                seen["n"] += 1
+                if seen["n"] == at:
+                    raw = data.encode() if isinstance(data, str) else data
+                    REAL_WRITES["write_bytes"](self, raw[: len(raw) // 2])
+                    raise Killed(f"killed while writing {self.name}")
+            return REAL_WRITES[kind](self, data, *args, **kwargs)
+        return write
+    for kind in REAL_WRITES:
+        monkeypatch.setattr(Path, kind, dying(kind))
 
 pytestmark = pytest.mark.skipif(bool(missing_tools()), reason="TeX Live / poppler not installed")
 
@@ -153,3 +179,22 @@ def test_page_limit_is_enforced(tmp_path, monkeypatch):
     assert integrity["checks"]["page_limit"]["findings"] == [
         "the main text runs to 2 pages; the limit is 1 pages before the references: shorten it by about 1 page(s)"]
     assert "the limit is 1 pages" in model.calls["fixed_paper"][0]
+
+
+@pytest.mark.parametrize("name, at", [("writer.json", 2), ("citations.json", 2)])
+def test_a_kill_while_a_file_of_the_paper_is_written_does_not_break_the_resume(tmp_path, monkeypatch, name, at):
+    """writer.json and citations.json are what a resumed writeup reads (paper.tex is made again from writer.json):
+    each is replaced whole, so a process killed while writing one leaves the previous version, and the resumed phase
+    finishes the paper."""
+    install_fake_figures(monkeypatch)
+    run = smoke_copy(tmp_path)
+    cfg = run_config("writeup.num_cite_rounds=3", "writeup.compile_rounds=2")
+    with monkeypatch.context() as m:
+        die_while_writing(m, name, at)
+        with ScriptedModel(responder=PaperModel()) as scripted, pytest.raises(Killed):
+            run_phase(context(run, cfg, fake_llm(scripted), FakeLiterature()))
+    assert (run / "paper" / name).is_file()  # the version before the kill
+    with ScriptedModel(responder=PaperModel()) as scripted:
+        out = run_phase(context(run, cfg, fake_llm(scripted), FakeLiterature()))
+    assert out["kind"] == "paper" and out["checks_ok"] and (run / "paper" / "paper.pdf").is_file()
+    assert json.loads((run / "paper" / "writer.json").read_text())["finished"]

@@ -27,7 +27,24 @@ def test_empty_path_names_every_program(monkeypatch, tmp_path):
         assert f"{prog} (package {pkg})" in msg
 
 
-def test_installed_toolchain_passes():
-    if preflight.missing_tools():
-        pytest.skip("TeX Live / poppler not installed here")
-    preflight.check_tools()
+def test_a_complete_toolchain_passes(monkeypatch, tmp_path):
+    """Every program on PATH (here as stand-ins, so the test does not depend on what this machine has): nothing is
+    missing and the check lets the run go on."""
+    for prog in preflight.TOOLS:
+        stub = tmp_path / prog
+        stub.write_text("#!/bin/sh\nexit 0\n")
+        stub.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert preflight.missing_tools() == {}
+    preflight.check_tools()  # raises EngineError when it finds a program missing
+
+
+def test_the_check_agrees_with_what_is_installed_here():
+    """On this machine as it is: the check refuses exactly when a program of the toolchain is not on PATH."""
+    absent = [prog for prog in preflight.TOOLS if shutil.which(prog) is None]
+    assert list(preflight.missing_tools()) == absent
+    if absent:
+        with pytest.raises(EngineError, match=absent[0]):
+            preflight.check_tools()
+    else:
+        preflight.check_tools()

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import EngineError
+from engine.rundir import RECOVER, read_json
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,9 @@ def load_run(run_dir: Path) -> RunResults:
     tree_file, summary_file = run_dir / "tree.json", run_dir / "summary.json"
     if not tree_file.is_file():
         raise EngineError(f"{run_dir} has no tree.json: run the experiments phase before the writeup")
-    tree = json.loads(tree_file.read_text())
-    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    tree, summary = read_json(tree_file), read_json(summary_file) or {}
+    if not isinstance(tree, dict) or not isinstance(summary, dict):
+        raise EngineError(f"{run_dir}: tree.json or summary.json is not a mapping; {RECOVER}")
     primary = summary.get("primary_metric") or tree.get("primary_metric") or {}
     if not primary.get("name"):
         raise EngineError(f"{run_dir}: no primary metric in summary.json or tree.json; was the run finished?")
@@ -97,9 +99,8 @@ def load_run(run_dir: Path) -> RunResults:
     order = [s["name"] for s in summary.get("stages", []) if isinstance(s, dict) and "name" in s]
     found = {p.parent.name: p for p in (run_dir / "stages").glob("*/summary.json")}
     order += sorted(n for n in found if n not in order)
-    stages = [json.loads(found[n].read_text()) for n in order if n in found]
-    idea_file = run_dir / "idea.json"
-    idea = json.loads(idea_file.read_text()) if idea_file.is_file() else None
+    stages = [read_json(found[n]) for n in order if n in found]
+    idea = read_json(run_dir / "idea.json")
     return RunResults(run_dir, str(primary["name"]), str(primary.get("direction") or "maximize"), nodes, stages,
                       idea if isinstance(idea, dict) else None)
 
