@@ -2,6 +2,7 @@
 stages.tie_break_tolerance was 0.01 in the YAML and 0.0 in the code), and a run saved before a key existed
 resumes with that key's shipped default."""
 import dataclasses
+import math
 
 import pytest
 import yaml
@@ -72,3 +73,18 @@ def test_the_sandbox_fallbacks_are_the_yaml_values():
     assert cfg.sandbox.for_template(12.0, 2.0).timeout_s == 12.0
     plots = cfg.sandbox.for_plots()
     assert plots.timeout_s == sandbox["plot_timeout_s"] and plots.memory_gb == sandbox["default_memory_gb"]
+
+
+def test_no_limit_is_null_at_the_end_of_the_chain_and_inf_over_a_templates_own():
+    """sandbox.timeout_s / memory_gb: a number, else the template's resources, else the defaults; null for a
+    default is no limit; inf lifts the limit whatever the template says. The other limits take null for none."""
+    lifted = run_config("sandbox.default_timeout_s=null", "sandbox.default_memory_gb=null", "sandbox.max_procs=null",
+                        "sandbox.max_file_gb=null", "sandbox.max_dir_gb=null", "sandbox.max_files=null",
+                        "sandbox.max_artifact_mb=null", "sandbox.plot_timeout_s=null").sandbox
+    free = lifted.for_template(None, None)
+    assert free.limit_s == math.inf and free.memory_gb is None and free.plot_timeout_s == math.inf
+    assert (free.max_procs, free.max_file_gb, free.max_dir_gb, free.max_files, free.max_artifact_mb) == (None,) * 5
+    assert lifted.for_template(12.0, 2.0).limit_s == 12.0 and lifted.for_template(12.0, 2.0).memory_gb == 2.0
+    over = run_config("sandbox.timeout_s=inf", "sandbox.memory_gb=inf").sandbox.for_template(12.0, 2.0)
+    assert over.limit_s == math.inf and over.memory_gb is None
+    assert run_config("llm.timeout_s=null", "literature.timeout_s=null").llm.timeout_s is None

@@ -1,5 +1,6 @@
 """Limits the kernel enforces (a cgroup per node where cgroups work), the directory caps, the GPU device and
 address-space rules, and that no cgroup outlives its node."""
+import math
 import os
 import shutil
 import sys
@@ -221,3 +222,15 @@ def test_mount_points_left_by_a_killed_engine_are_swept(tmp_path):
     os.utime(old, (time.time() - 3600, time.time() - 3600))
     sandbox_bwrap._sweep_stage_dirs(tmp_path)
     assert not old.exists() and new.exists()
+
+
+def test_a_program_runs_with_every_limit_lifted(tmp_path):
+    """null for each limit, inf for the time: no rlimit, cgroup cap or watchdog check stands in the way, and the
+    program's own error is still named."""
+    cfg = shipped_sandbox(use_bwrap=MODE, timeout_s=math.inf, memory_gb=None, max_procs=None, max_file_gb=None,
+                          max_dir_gb=None, max_files=None, max_artifact_mb=None)
+    work = tmp_path / "work"
+    work.mkdir()
+    code = "import threading; [threading.Thread(target=print).start() for _ in range(4)]; raise OSError('done')"
+    out = run_sandboxed([sys.executable, "-c", code], work, cfg)
+    assert out.killed_reason is None and (out.exc_type, out.exc_message) == ("OSError", "done")
