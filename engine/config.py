@@ -97,7 +97,7 @@ def build(cfg: dict[str, Any], launch_dir: Path | None = None) -> RunConfig:
             raise top.refuse("resume", top.get("resume"), "the path of a run directory, or null (a new run)")
         cluster = cluster_config(cfg["cluster"])
         replay_run, replay_fallback = _replay(cfg, resolve)
-        roles = resolve_roles(top.get("model"), top.section("llm").get("roles"))
+        roles = resolve_roles(top.get("model", None), top.section("llm").get("roles", None))
         budget_scale = Section(cfg["search"], "search").number("budget_scale", above=0)
         return RunConfig(
             topic=_topic(cfg["topic"], resolve), policy=policy_config(cfg["search"]),
@@ -151,7 +151,7 @@ def _replay(cfg: dict[str, Any], resolve: Callable[[str], Path]) -> tuple[Path |
     """A replay keeps the recorded run's model settings (names, prices) and serves its recorded replies."""
     replay = Section(cfg.get("replay") or {"run": None, "fallback": "error"}, "replay")
     run = replay.text("run", null="no replay")
-    fallback = replay.choice("fallback", ("error", "live"))
+    fallback = replay.choice("fallback", ("error", "live"), default="error")  # (a run saved before the key)
     if (cfg.get("model") or {}).get("name") == "replay":
         raise ValueError("model=replay needs replay.run=/path/to/recorded/run")
     if run and not (resolve(run) / "llm" / "transcripts").is_dir():
@@ -216,7 +216,7 @@ def cluster_config(raw: dict[str, Any]) -> ClusterConfig:
 
 def tracking_config(raw: dict[str, Any]) -> TrackingConfig:
     w = Section(raw, "tracking")
-    return TrackingConfig(w.choice("kind", ("wandb", "none")), w.text("project"),
+    return TrackingConfig(w.choice("kind", ("wandb", "none")), w.text("project", null="wandb's default project"),
                           w.text("entity", null="your wandb default"), w.text("group", null="no group"),
                           w.choice("mode", ("online", "offline", "disabled"),
                                    null="online with WANDB_API_KEY, else offline"), w.text("job_type"))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from engine import config as config_mod
@@ -77,7 +77,7 @@ def refuse(error: Exception, what: str = "", sweep_dir: Path | None = None) -> N
 def check(config: DictConfig, run_dir: Path) -> config_mod.RunConfig:
     """The run's settings, checked with its inputs; EngineError naming the key or the file."""
     task = copy.deepcopy(config)
-    with _writable(task):
+    with read_write(task), open_dict(task):  # as Hydra gives the task its config
         del task["hydra"]
     return check_task(task, run_dir, list(config.hydra.overrides.task))
 
@@ -202,15 +202,3 @@ class _quiet:
 
     def __exit__(self, *exc: Any) -> None:
         logging.disable(self.level)
-
-
-class _writable:
-    def __init__(self, cfg: DictConfig):
-        self.cfg = cfg
-
-    def __enter__(self) -> None:
-        OmegaConf.set_readonly(self.cfg, False)
-        OmegaConf.set_struct(self.cfg, False)
-
-    def __exit__(self, *exc: Any) -> None:
-        OmegaConf.set_struct(self.cfg, True)

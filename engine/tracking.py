@@ -20,7 +20,7 @@ class TrackingConfig:
     """tracking.* (conf/tracking/ holds the defaults and their meaning; engine.config builds this)."""
 
     kind: str  # wandb | none
-    project: str
+    project: str | None  # None: wandb's default project
     entity: str | None
     group: str | None
     mode: str | None  # online | offline | disabled; None: online with WANDB_API_KEY, else offline

@@ -111,7 +111,7 @@ CONTRACT = {
     "sandbox.max_dir_gb": nums(above=0, null=True), "sandbox.max_files": ints(1, null=True),
     "sandbox.uid": ints(1, null=True), "sandbox.gid": ints(0), "sandbox.max_artifact_mb": nums(above=0, null=True),
     "sandbox.tail_chars": ints(0), "sandbox.poll_s": nums(above=0, at_most=60),
-    "tracking.kind": one_of("wandb", "none"), "tracking.project": text(), "tracking.entity": text(null=True),
+    "tracking.kind": one_of("wandb", "none"), "tracking.project": text(null=True), "tracking.entity": text(null=True),
     "tracking.group": text(null=True), "tracking.mode": one_of("online", "offline", "disabled", null=True),
     "tracking.job_type": text(),
     "model.name": lambda v: text(null=True)(v) and v != "replay",
