@@ -24,7 +24,8 @@ from engine.tracking import Tracker
 from search.journal import Journal
 from search.metric import MetricSpec, flatten_final_info
 from stages import rules, seeds
-from stages.policy import Decided, Finished, StagePolicy, Started
+from stages.plan import Decided, Finished, Started
+from stages.policy import StagePolicy
 from stages.spec import stage_goal
 
 log = logging.getLogger(__name__)

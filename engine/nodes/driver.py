@@ -28,7 +28,8 @@ from search.judge import judge
 from search.metric import MetricSpec
 from search.node import ExecResult, Node
 from search.operators import NothingLeft, Proposal, Proposer, propose
-from stages.policy import StagePlan, StagePolicy, Started
+from stages.plan import StagePlan, Started
+from stages.policy import StagePolicy
 
 log = logging.getLogger(__name__)
 
@@ -328,10 +329,3 @@ def _analysis(node: Node, outcome: NodeOutcome, spec: MetricSpec | None) -> str:
     if outcome.plot_error:
         parts.append(outcome.plot_error)
     return " ".join(parts)
-
-
-def slot_utilization(nodes: Sequence[Node], slots: int, wall_s: float) -> float | None:
-    """Busy slot-seconds (from each run's submission to its result) over slots x the search's wall time."""
-    busy = sum(n.finished_at - n.submitted_at for n in nodes
-               if n.submitted_at is not None and n.finished_at is not None and n.operator != "copy")
-    return None if wall_s <= 0 or slots < 1 else round(busy / (slots * wall_s), 4)

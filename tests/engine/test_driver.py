@@ -5,14 +5,16 @@ import time
 
 from engine.config import shipped_policy, shipped_sandbox, stages_config
 from engine.llm.ledger import cost_summary
-from engine.nodes.driver import Driver, SearchState, slot_utilization
+from engine.nodes.driver import Driver, SearchState
 from engine.nodes.node_exec import NodeJob
 from engine.rundir import RunDir
 from search.journal import Journal
+from search.measures import slot_utilization
 from search.metric import MetricSpec
 from search.node import Node
 from search.operators import NothingLeft, Proposal
-from stages.policy import StagePlan, StageSetup
+from stages.plan import StagePlan
+from stages.policy import StageSetup
 from stages.spec import STAGE_NAMES, StageSettings
 from tests.engine.instant import InstantExecutor
 

@@ -14,7 +14,8 @@ from search.journal import Journal
 from search.metric import MetricSpec
 from search.offline import OfflineProposer, TunableSpec
 from search.operators import BaselineFirst
-from stages.policy import StagePlan, StageSetup
+from stages.plan import StagePlan
+from stages.policy import StageSetup
 from stages.spec import STAGE_NAMES, StageSettings
 from tests.engine.instant import InstantExecutor
 
@@ -135,7 +136,7 @@ def test_after_a_model_tie_break_the_summary_best_and_the_stage_record_agree(tmp
     and the last stage record name that node, and say the model chose (not the metric)."""
     from types import SimpleNamespace
 
-    from engine.experiments.phase import make_summary
+    from engine.experiments.summary import make_summary
 
     picked = []
 

@@ -1,6 +1,5 @@
 """The ideas phase end to end: an in-process scripted model (the engine's own OpenAI provider around it), a
 fake literature. The wire format has tests of its own (tests/engine/test_llm.py, the pipeline runs)."""
-import dataclasses
 import json
 import logging
 import re

@@ -1,0 +1,80 @@
+"""Everything fixed about a run's search, derived once from config and template: the template at its size
+profile, the primary metric, the sandbox's limits."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from engine.config import RunConfig
+from engine.errors import EngineError
+from engine.experiments.template import Template, load_template, template_free
+from engine.sandbox.config import SandboxConfig
+from engine.sandbox.run import bwrap_path
+from search.metric import MetricSpec, guess_direction, metric_names
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Experiment:
+    """Everything fixed about a run's search, derived once from config and template."""
+
+    cfg: RunConfig
+    template: Template
+    profile: str | None
+    base_code: str
+    spec: MetricSpec | None  # None: inferred from the baseline
+    sandbox: SandboxConfig
+    support_files: dict[str, bytes]  # read once: runners get bytes, never the template's path
+
+
+def prepare(cfg: RunConfig) -> Experiment:
+    if cfg.topic.path is None:  # a topic file without a template
+        assert cfg.topic.file is not None
+        template = template_free(cfg.topic.file)
+        if cfg.proposer == "offline":
+            raise EngineError(f"topic file {cfg.topic.file} has no template: a model must draft the first program "
+                              "(model=<name>, or model.base_url=URL model.name=NAME)")
+    else:
+        template = load_template(cfg.topic.path)
+    manifest = template.manifest
+    profile = cfg.topic.profile or (manifest.default_profile if manifest else None)
+    if profile is not None and manifest is None:
+        raise EngineError(f"topic.profile={profile} but {template.path} has no manifest.yaml with profiles; "
+                          "set topic.profile=null")
+    base_code = template.code_for_profile(profile)
+    spec = _metric_spec(cfg, template)
+    res = manifest.resources if manifest else None
+    sandbox = cfg.sandbox.for_template(res.timeout_s if res else None, res.memory_gb if res else None)
+    bwrap_path(sandbox)  # warn (or refuse, with use_bwrap=always) before any work
+    support = template.support_files() if template.experiment_code else {}
+    return Experiment(cfg, template, profile, base_code, spec, sandbox, support)
+
+
+def _metric_spec(cfg: RunConfig, template: Template) -> MetricSpec | None:
+    manifest_metric = template.manifest.metric if template.manifest else None
+    if cfg.topic.metric:
+        direction = cfg.topic.direction or (manifest_metric.direction if manifest_metric else "maximize")
+        return MetricSpec(cfg.topic.metric, direction)
+    if manifest_metric:
+        if cfg.topic.direction:
+            return MetricSpec(manifest_metric.name, cfg.topic.direction)
+        return manifest_metric
+    if template.baseline_final_info is not None:
+        return first_metric(template.baseline_final_info, cfg, "the template's run_0/final_info.json")
+    return None
+
+
+def first_metric(final_info: dict[str, Any], cfg: RunConfig, source: str) -> MetricSpec:
+    try:
+        name = metric_names(final_info)[0]
+    except ValueError as e:
+        raise EngineError(f"{source}: {e}") from None
+    direction = cfg.topic.direction or guess_direction(name)
+    log.warning("no primary metric declared: using %r, %s (%s), the first metric of %s; set topic.metric=NAME "
+                "topic.direction=maximize|minimize to choose", name, direction,
+                "given" if cfg.topic.direction else "guessed from its name", source)
+    return MetricSpec(name, direction)
+
+
