@@ -85,10 +85,12 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
     # ready program); the offline proposer writes at once, so none ahead
     lookahead = cfg.policy.lookahead if cfg.policy.lookahead is not None else (0 if llm is None else cfg.cluster.slots)
     status.driver = driver = Driver(
-        run, state, proposer, executor, lambda node: NodeJob(node.id, node.code, exp.support_files, exp.sandbox,
-                                                             cfg.cluster.scratch_dir, None),
+        run, state, proposer, executor, lambda node: NodeJob(
+            node.id, node.code, exp.support_files, exp.sandbox, cfg.cluster.scratch_dir, None,
+            exp.template.held_out_code if node.operator == "eval" else None),
         plan, feedback=feedback, lookahead=lookahead, proposal_concurrency=cfg.llm.max_concurrency,
-        infer_spec=lambda node: _infer_spec(exp, node), on_record=on_record, on_events=records)
+        infer_spec=lambda node: _infer_spec(exp, node), on_record=on_record, on_events=records,
+        held_out=exp.held_out)
     log.info("searching with the %s proposer: stages %s, %d slots, %d proposals ahead, primary metric %s",
              proposer.name, ", ".join(f"{n} ({cfg.stages.settings[n].budget(llm is None)} nodes)"
                                       for n in cfg.stages.run),
@@ -118,7 +120,7 @@ def _stage_setup(exp: Experiment, llm: LLM | None, critique: bool) -> StageSetup
         stages=cfg.stages, policy=cfg.policy, offline=llm is None, critique=critique, seed=cfg.seed,
         timeout_s=exp.sandbox.limit_s, tunables=tuple(manifest.tunables) if manifest else (),
         ablations=tuple(manifest.ablations) if manifest else (), seed_param=manifest.seed_param if manifest else None,
-        select=LLMSelector(llm) if llm is not None and llm.has("select") else None)
+        select=LLMSelector(llm) if llm is not None and llm.has("select") else None, base_code=exp.base_code)
 
 
 def _log_resumed(plan: StagePlan) -> None:
