@@ -84,9 +84,10 @@ def test_a_program_that_prints_a_held_out_metric_has_it_taken_out_of_what_the_se
     """No sealed evaluator: the program writes and prints the metric itself; the search's runs keep neither."""
     t = template(tmp_path)
     (t / "held_out.py").unlink()
-    (t / "experiment.py").write_text(PROGRAM.replace(
-        '"val_loss": (LEARNING_RATE - 0.02) ** 2 + SEED / 1000', f'"val_loss": (LEARNING_RATE - 0.02) ** 2, '
-        f'"secret_acc": {SECRET}').replace("print(json.dumps(info))", "print(json.dumps(info))\nprint('secret_acc', 1)"))
+    program = PROGRAM.replace('"val_loss": (LEARNING_RATE - 0.02) ** 2 + SEED / 1000',
+                              f'"val_loss": (LEARNING_RATE - 0.02) ** 2, "secret_acc": {SECRET}')
+    (t / "experiment.py").write_text(program.replace("print(json.dumps(info))",
+                                                     "print(json.dumps(info))\nprint('secret_acc', 1)"))
     run = tmp_path / "run"
     res = subprocess.run(launch_cmd("+topic=template", f"topic.path={t}", "tracking=none",
                                     "pipeline.phases=[experiments]", "stages.run=[initial]",

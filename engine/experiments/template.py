@@ -187,24 +187,7 @@ def _load_manifest(file: Path, code: str) -> Manifest:
         raise TemplateError(file, "default_profile", f"{default_profile!r} is not one of the profiles")
     ablations = _settings_map(file, "ablations", raw.get("ablations", {}), hyper)
 
-    tunables: dict[str, TunableSpec] = {}
-    for name, spec in (raw.get("tunables") or {}).items():
-        where = f"tunables.{name}"
-        if name not in hyper:
-            raise TemplateError(file, where, "not a hyperparameter of experiment.py (argparse default, "
-                                "module constant or function default)")
-        if not isinstance(spec, dict):
-            raise TemplateError(file, where, "expected {values: [...]} or {low: .., high: .., log: bool}")
-        values = tuple(spec.get("values", ()))
-        low, high = spec.get("low"), spec.get("high")
-        if not values and (low is None or high is None):
-            raise TemplateError(file, where, "give either values: [...] or both low and high")
-        if low is not None and high is not None and not float(low) <= float(high):
-            raise TemplateError(file, where, f"low ({low}) must not exceed high ({high})")
-        current = hyper[name].value
-        tunables[name] = TunableSpec(name, values, None if low is None else float(low),
-                                     None if high is None else float(high), bool(spec.get("log", False)),
-                                     isinstance(current, int) and not isinstance(current, bool))
+    tunables = _tunables(file, raw.get("tunables") or {}, hyper)
 
     res = raw.get("resources") or {}
     try:
@@ -221,6 +204,29 @@ def _load_manifest(file: Path, code: str) -> Manifest:
         raise TemplateError(file, "held_out", f"{metric.name!r} is the primary metric: the search decides on it, "
                             "so it cannot be held out")
     return Manifest(metric, profiles, default_profile, tunables, ablations, resources, seed_param, tuple(held_out))
+
+
+def _tunables(file: Path, raw: dict[str, Any], hyper: dict) -> dict[str, TunableSpec]:
+    """The manifest's tunables: each a hyperparameter of experiment.py, with values or a [low, high] range."""
+    tunables: dict[str, TunableSpec] = {}
+    for name, spec in raw.items():
+        where = f"tunables.{name}"
+        if name not in hyper:
+            raise TemplateError(file, where, "not a hyperparameter of experiment.py (argparse default, "
+                                "module constant or function default)")
+        if not isinstance(spec, dict):
+            raise TemplateError(file, where, "expected {values: [...]} or {low: .., high: .., log: bool}")
+        values = tuple(spec.get("values", ()))
+        low, high = spec.get("low"), spec.get("high")
+        if not values and (low is None or high is None):
+            raise TemplateError(file, where, "give either values: [...] or both low and high")
+        if low is not None and high is not None and not float(low) <= float(high):
+            raise TemplateError(file, where, f"low ({low}) must not exceed high ({high})")
+        current = hyper[name].value
+        tunables[name] = TunableSpec(name, values, None if low is None else float(low),
+                                     None if high is None else float(high), bool(spec.get("log", False)),
+                                     isinstance(current, int) and not isinstance(current, bool))
+    return tunables
 
 
 def _settings_map(file: Path, section: str, raw: Any, hyper: dict) -> dict[str, dict[str, Scalar]]:
