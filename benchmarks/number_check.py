@@ -34,7 +34,8 @@ from benchmarks.number_claims import paper_sentences, report_sentences, template
 from engine.writeup.facts import RunFacts, collect_facts
 from engine.writeup.ledger import Ledger
 from engine.writeup.numbers import Mention, Sentence, mentions
-from engine.writeup.tracing import Outcome, Reading, read, trace
+from engine.writeup.reading import Reading, read
+from engine.writeup.tracing import Outcome, trace
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "writeup" / "fixtures" / "smoke_run"

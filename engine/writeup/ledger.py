@@ -70,6 +70,7 @@ class Ledger:
     _sorted: list[Fact] = field(default_factory=list, repr=False)
     quantity_names: list[frozenset[str]] = field(default_factory=list, repr=False)
     count_names: list[frozenset[str]] = field(default_factory=list, repr=False)
+    name_values: set[float] = field(default_factory=set, repr=False)  # numbers in metric names (the 99)
 
     def __post_init__(self) -> None:
         self._sorted = sorted(self.facts, key=lambda f: f.value)
@@ -77,6 +78,7 @@ class Ledger:
         self.quantity_names = list(dict.fromkeys(n for f in self.facts if f.stat not in ("text", "count")
                                                  for n in f.names))
         self.count_names = list(dict.fromkeys(n for f in self.facts if f.stat == "count" for n in f.names))
+        self.name_values = {f.value for f in self.facts if f.stat == "name"}
 
     def near(self, lo: float, hi: float) -> list[Fact]:
         """The facts whose value lies in [lo, hi]."""

@@ -10,8 +10,9 @@ from engine.writeup.checks import run_checks, trace_numbers
 from engine.writeup.facts import collect_facts
 from engine.writeup.latex import TEMPLATE_DIR
 from engine.writeup.numbers import checked_sentences, mentions
+from engine.writeup.reading import read
 from engine.writeup.report import report_latex
-from engine.writeup.tracing import candidates, read, trace
+from engine.writeup.tracing import candidates, trace
 from tests.writeup.support import smoke_copy, with_outcome
 
 
