@@ -35,7 +35,7 @@ from engine.writeup.facts import RunFacts, collect_facts
 from engine.writeup.ledger import Ledger
 from engine.writeup.numbers import Mention, Sentence, mentions
 from engine.writeup.reading import Reading, read
-from engine.writeup.tracing import Outcome, trace
+from engine.writeup.tracing import Outcome, candidates, trace
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "writeup" / "fixtures" / "smoke_run"
@@ -182,7 +182,9 @@ def measure(slots: list[Slot], ledger: Ledger, rng: random.Random, draws: int) -
 
 
 def _rate(slots: list[Slot], ledger: Ledger, draws: int, make, want: str, examples: list, test: str) -> dict:
-    n = hits = 0
+    """Over `draws` numbers from `make` per slot: how many traced (want="traced") or did not (want="caught");
+    and how many a fact of the same value at the precision written would let through (meaning not read)."""
+    n = hits = by_value = 0
     for slot in slots:
         for _ in range(draws):
             number = next((x for x in (make(slot) for _ in range(20)) if x != slot.mention.text), None)
@@ -194,9 +196,12 @@ def _rate(slots: list[Slot], ledger: Ledger, draws: int, make, want: str, exampl
             n += 1
             traced = o.status == "traced"
             hits += traced if want == "traced" else not traced
+            value_only = bool(candidates(o.mention, ledger)) or (slot.relative and o.status == "wrong_sign")
+            by_value += value_only if want == "traced" else not value_only
             if traced and len(examples) < 200:
                 examples.append({"test": test, "number": number, "sentence": o.sentence.text, "read_as": o.how})
-    return {"draws": n, want: hits, "rate": hits / n if n else None}
+    return {"draws": n, want: hits, "rate": hits / n if n else None,
+            "by value alone": by_value / n if n else None}
 
 
 def run_one(run_dir: Path, rng: random.Random, draws: int, claims: int) -> dict:
@@ -231,29 +236,38 @@ def pooled(runs: list[dict]) -> dict:
 def _sum(parts, n_key: str | None = None, hit_key: str | None = None) -> dict:
     parts = list(parts)
     n_key = n_key or next(k for k in ("draws", "numbers") if k in parts[0])
-    hit_key = hit_key or next(k for k in parts[0] if k not in (n_key, "rate"))
+    hit_key = hit_key or next(k for k in parts[0] if k not in (n_key, "rate", "by value alone"))
     n, hits = sum(p[n_key] for p in parts), sum(p[hit_key] for p in parts)
-    return {n_key: n, hit_key: hits, "rate": hits / n if n else None}
+    out = {n_key: n, hit_key: hits, "rate": hits / n if n else None}
+    if all(p.get("by value alone") is not None for p in parts) and n:
+        out["by value alone"] = sum(p["by value alone"] * p[n_key] for p in parts) / n
+    return out
 
 
 def table(runs: list[dict], total: dict) -> str:
-    rows = [("measure", "goal", *[Path(r["run"]).name for r in runs], "all runs")]
+    rows = [("measure", "goal", *[Path(r["run"]).name for r in runs], "all runs", "all runs, by value alone")]
 
     def cell(d: dict) -> str:
         n = d.get("draws", d.get("numbers", d.get("flips")))
         return "n/a" if d["rate"] is None else f"{100 * d['rate']:.1f}% of {n}"
+
+    def alone(d: dict) -> str:
+        return "" if d.get("by value alone") is None else f"{100 * d['by value alone']:.1f}%"
     rows.append(("true numbers traced", "100%", *[cell(r["true numbers traced"]) for r in runs],
-                 cell(total["true numbers traced"])))
+                 cell(total["true numbers traced"]), ""))
     for family in total["false traces"]:
         per_run = [cell(r["false traces"][family]) for r in runs] if family != "all" else [""] * len(runs)
-        rows.append((f"false traces: {family}", "<= 2%", *per_run, cell(total["false traces"][family])))
+        rows.append((f"false traces: {family}", "<= 2%", *per_run, cell(total["false traces"][family]),
+                     alone(total["false traces"][family])))
     for kind in total["fabricated caught"]:
         per_run = [cell(r["fabricated caught"][kind]) for r in runs] if kind != "all" else [""] * len(runs)
-        rows.append((f"fabricated caught: {kind}", ">= 98%", *per_run, cell(total["fabricated caught"][kind])))
+        rows.append((f"fabricated caught: {kind}", ">= 98%", *per_run, cell(total["fabricated caught"][kind]),
+                     alone(total["fabricated caught"][kind])))
     rows.append(("misattributed real numbers caught", "(none set)",
-                 *[cell(r["misattributed caught"]) for r in runs], cell(total["misattributed caught"])))
+                 *[cell(r["misattributed caught"]) for r in runs], cell(total["misattributed caught"]),
+                 alone(total["misattributed caught"])))
     rows.append(("sign flips caught", "100%", *[cell(r["sign flips caught"]) for r in runs],
-                 cell(total["sign flips caught"])))
+                 cell(total["sign flips caught"]), "0.0%"))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
