@@ -57,6 +57,8 @@ def template_claims(facts: RunFacts, rng: random.Random, limit: int) -> list[Sen
 
 def scope_phrase(f: Fact) -> str:
     tags = set(f.scope)
+    if "start" in tags and "tried" in tags:
+        return "the value it started from"
     for prefix, phrase in (("ablation:", "the ablation {}"), ("node:", "node {}")):
         tag = next((t for t in tags if t.startswith(prefix)), None)
         if tag:
@@ -64,8 +66,6 @@ def scope_phrase(f: Fact) -> str:
     stage = next((t.split(":", 1)[1] for t in tags if t.startswith("stage:")), None)
     if stage and "start" in tags:
         return f"the starting node of the {stage} stage"
-    if "start" in tags:
-        return "the value it started from"
     if stage:
         return f"the best node of the {stage} stage"
     for tag, phrase in (("result", "the chosen program on fresh seeds"), ("best", "the best program"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,7 +177,11 @@ def collect_facts(run_dir: Path) -> RunFacts:
     metric = summary["primary_metric"]
     result = summary.get("result") if isinstance(summary.get("result"), dict) else None
     ablations = [a for a in summary.get("ablations") or [] if isinstance(a, dict)]
-    ledger = build_ledger(summary, records, node_metrics, _read(run_dir / "tree.json"), settings)
+    programs = {"best/experiment.py": settings}
+    base = re.search(r"node (\d+)", str(summary.get("baseline_source") or ""))
+    for code in sorted((run_dir / "nodes").glob(f"{int(base.group(1)):04d}-*/experiment.py")) if base else []:
+        programs[str(code.relative_to(run_dir))] = program_settings(code)  # the setup a paper describes
+    ledger = build_ledger(summary, records, node_metrics, _read(run_dir / "tree.json"), programs)
     return RunFacts(run_dir=run_dir, topic=str(summary.get("topic", "")), profile=summary.get("profile"),
                     proposer=str(summary.get("proposer", "")), idea=_read(run_dir / "idea.json") or {},
                     metric=str(metric.get("name")), direction=str(metric.get("direction")),

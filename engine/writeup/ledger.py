@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.writeup.numbers import clause_of, mentions
-from engine.writeup.terms import COUNTED, NUMBER, STOP, direction_of, name_terms, positioned_terms
+from engine.writeup.terms import NUMBER, STOP, direction_of, name_terms, positioned_terms
 
 HEADLINE = frozenset({"result", "best"})
 # scope tags: result, best, baseline, start (a stage's or a change's starting value), run (the best program's
@@ -101,6 +101,7 @@ class _Builder:
                                                "varied", "vary", "varying", "swept", "sweep", "tune", "tuned")]}
         self.weak: set[str] = {"result", "tried"}
         self.ids: dict[str, set[int]] = {"node": set(), "seed": set()}
+        self.baseline: Fact | None = None
         terms_ = name_terms(primary)
         self.primary_names = (tuple(frozenset({t}) for t in terms_) + (frozenset(terms_),) * (len(terms_) > 1)
                               + (frozenset({"metric"}), frozenset({"score"})))
@@ -115,10 +116,11 @@ class _Builder:
     def add(self, value: Any, file: str, key: str, quantity: str, stat: str, scope: Iterable[str]) -> Fact | None:
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
             return None
-        if stat == "setting" and name_terms(quantity) <= COUNTED:  # num_seeds, num_heads: counts of a noun
-            stat = "count"
         fact = Fact(float(value), file, key, quantity, stat, frozenset(scope), self.names(quantity))
         self.facts.append(fact)
+        for tag in fact.scope:
+            if tag.startswith("data:") and tag not in self.scopes:  # x_plus_y: named by "plus"
+                self.name_scope(tag, name_terms(tag.split(":", 1)[1]))
         return fact
 
     def name_scope(self, tag: str, *names: Iterable[str], weak: bool = False) -> None:
@@ -149,14 +151,15 @@ class _Builder:
             except ValueError:
                 continue
             a = self.add(after, file, key, name, "setting", {"tried", *scope})
-            self.compare(a, self.add(before, file, key, name, "setting", {"tried", "start"}))
+            self.compare(a, self.add(before, file, key, name, "setting", {"tried", "start", *scope}))
 
 
 def build_ledger(summary: dict[str, Any], stage_records: dict[str, dict[str, Any]],
                  node_infos: dict[str, dict[str, Any]], tree: dict[str, Any] | None,
-                 settings: dict[str, Any]) -> Ledger:
+                 settings: dict[str, dict[str, Any]]) -> Ledger:
     """The ledger of a run from its records: summary.json, stages/<name>/summary.json, each node folder's
-    final_info.json (folder -> data), tree.json and the best program's settings."""
+    final_info.json (folder -> data), tree.json and the settings of programs (file -> name -> value: the best
+    program's and the baseline's)."""
     metric = summary.get("primary_metric") or {}
     b = _Builder(str(metric.get("name")), str(metric.get("direction")))
     best = summary.get("best") or {}
@@ -173,8 +176,9 @@ def build_ledger(summary: dict[str, Any], stage_records: dict[str, dict[str, Any
     for found in node_facts.values():
         for key, fact in found.items():
             b.compare(fact, base.get(key))
-    for name, value in settings.items():
-        b.add(value, "best/experiment.py", name, name, "setting", {"run"})
+    for file, found in settings.items():
+        for name, value in found.items():
+            b.add(value, file, name, name, "setting", {"run"})
     b.add(len(summary.get("stages") or []), "summary.json", "len(stages)", "stages", "count", {"total"})
     for quantity in {f.quantity for f in b.facts if f.stat not in ("text", "setting")}:
         for m in re.finditer(r"(?<=_)\d+(?:\.\d+)?", quantity):  # step_val_acc_99: the 99 of the name
@@ -186,7 +190,7 @@ def build_ledger(summary: dict[str, Any], stage_records: dict[str, dict[str, Any
 def _summary(b: _Builder, s: dict[str, Any]) -> None:
     f, p = "summary.json", b.primary
     best = s.get("best") or {}
-    base = b.add(s.get("baseline"), f, "baseline", p, "value", {"baseline"})
+    base = b.baseline = b.add(s.get("baseline"), f, "baseline", p, "value", {"baseline"})
     top = b.add(best.get("value"), f, "best.value", p, "value", {"best", f"node:{best.get('step')}"})
     b.compare(top, base)
     b.ids["node"].update(x for x in [_int(best.get("step"))] if x is not None)
@@ -278,14 +282,18 @@ def _stage(b: _Builder, i: int, name: str, st: dict[str, Any], rec: dict[str, An
     top = b.add((rec.get("best") or {}).get("value"), f, "best.value", p, "value", tag)
     b.compare(top, start)
     seeds = rec.get("seeds") or {}
-    stage_best = tag | ({"best"} if (rec.get("best") or {}).get("node_id") == best_id and best_id else set())
+    best_step = _int((rec.get("best") or {}).get("step"))  # the node the seeds evaluate
+    stage_best = tag | ({"best"} if (rec.get("best") or {}).get("node_id") == best_id and best_id else set()) | \
+        ({f"node:{best_step}"} if best_step is not None else set())
     b.add(seeds.get("asked"), f, "seeds.asked", "seeds", "count", stage_best)
     b.add(seeds.get("ok"), f, "seeds.ok", "seeds", "count", stage_best)
     b.ids["seed"].update(x for x in map(_int, seeds.get("seeds") or []) if x is not None)
     for j, value in enumerate(seeds.get("values") or []):
         b.add(value, f, f"seeds.values[{j}]", p, "value", tag)
-    b.compare(b.add(seeds.get("mean"), f, "seeds.mean", p, "mean", tag), start)
-    b.add(seeds.get("stderr"), f, "seeds.stderr", p, "stderr", tag)
+    mean = b.add(seeds.get("mean"), f, "seeds.mean", p, "mean", stage_best)
+    b.compare(mean, start)
+    b.compare(mean, b.baseline)
+    b.add(seeds.get("stderr"), f, "seeds.stderr", p, "stderr", stage_best)
     for metric, agg in (seeds.get("aggregate") or {}).items():
         quantity = re.sub(r"\s*\(.*\)$", "", str(metric))
         data, _, quantity = quantity.rpartition("/")
@@ -299,7 +307,9 @@ def _stage(b: _Builder, i: int, name: str, st: dict[str, Any], rec: dict[str, An
         step = _int(h.get("step"))
         node = {f"node:{step}"}
         b.ids["node"].update([step] if step is not None else [])
-        b.compare(b.add(h.get("value"), f, f"history[{j}].value", p, "value", node), start)
+        value = b.add(h.get("value"), f, f"history[{j}].value", p, "value", node)
+        b.compare(value, start)
+        b.compare(value, b.baseline)
         for key in ("plan", "bug_reason"):
             b.text(h.get(key), f, f"history[{j}].{key}", node)
         if h.get("change") and "=" not in str(h["change"]):

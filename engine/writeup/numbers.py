@@ -50,6 +50,7 @@ _STRIP = [  # (pattern, replacement), in order, before numbers are read
     (re.compile(r"\\(?:pm|mp)\b|\\textpm\b"), " ± "),
     (re.compile(r"\\textminus\b|−"), "-"),
     (re.compile(r"\\(?:approx|sim)\b"), " ≈ "),
+    (re.compile(r"\\(?:rightarrow|to)\b|->|→"), " to "),
     (re.compile(r"\\_"), "_"),
     (re.compile(r"\^\{[^{}]*\}|\^\w"), " "),  # superscripts left in math
     (re.compile(r"\\\\"), " "),

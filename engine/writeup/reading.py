@@ -82,9 +82,9 @@ def _context_tags(sentence: Sentence, ledger: Ledger) -> set[str]:
 
 def quantity_words(m: Mention, sentence: Sentence, reading: Reading, ledger: Ledger,
                     counts: bool = False) -> set[str] | None:
-    """The terms that name the mention's quantity: its clause's (with a table cell's column header), else its
-    sentence's; a bare table cell or sentence ("150 ± 0 (2)") also its context's (caption, row label, heading).
-    None when none names a quantity of the run: then the primary metric is meant."""
+    """The terms that name the mention's quantity: its clause's (with a table cell's column header), else those
+    of its sentence before it; a bare table cell or sentence ("150 ± 0 (2)") also its context's (caption, row
+    label, heading). None when none names a quantity of the run: then the primary metric is meant."""
     lo, hi = clause(m, sentence.text)
     column = set(terms(sentence.column))
     own = {w for w, p in reading.words if w != NUMBER}
@@ -95,7 +95,8 @@ def quantity_words(m: Mention, sentence: Sentence, reading: Reading, ledger: Led
             return own | column
         choices = [own | column | reading.context]
     else:
-        choices = [{w for w, p in reading.words if lo <= p < hi and w != NUMBER} | column, own | column]
+        earlier = {w for w, p in reading.words if p < m.start and w != NUMBER}  # "Its validation accuracy: 0.70"
+        choices = [{w for w, p in reading.words if lo <= p < hi and w != NUMBER} | column, earlier | column]
     return next((words for words in choices if ledger.names_a_quantity(words, counts)), None)
 
 

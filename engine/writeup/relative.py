@@ -55,19 +55,22 @@ def _roles(reading: Reading) -> tuple[set[str], set[str]]:
     """(the subject's tags, the reference's tags) of a comparison: the scope named after 'than' / 'over' /
     'compared to' is the reference; else the first scope named is the subject and the others the reference."""
     markers = [p for w, p in reading.words if w in vocab.REFERENCE_MARKERS]
+    # what names a node by its change ("halving the heads") or speaks of trying: a description of the subject
+    weak = {t for _, tags in reading.named for t in tags if not t.startswith("data:")} - reading.strong
     subject, reference = set(), set()
     for pos, tags in reading.named:
         after_marker = any(0 <= pos - mk <= 40 for mk in markers)
         (reference if after_marker else subject).update(t for t in tags if not t.startswith("data:"))
     if not markers and len(reading.named) > 1:  # first named: the subject; the others (or a default): the reference
         subject = {t for t in reading.named[0][1] if not t.startswith("data:")}
-        reference = {t for _, tags in reading.named[1:] for t in tags if not t.startswith("data:")} - subject
+        reference = {t for _, tags in reading.named[1:] for t in tags if not t.startswith("data:")} - subject - weak
         reference |= DEFAULT_REFERENCES - subject
     context = reading.context_tags
     if not subject:
         subject = set(HEADLINE) | context | (reading.scope & reading.strong)
         if not reading.named and not context:
             subject |= {t for t in reading.scope if t.startswith("stage:") or t.startswith("node:")}
+    subject |= weak - reference
     if "result" in subject:
         subject |= HEADLINE
     if "result" in reference:

@@ -93,6 +93,8 @@ def _is_relative(m: Mention, sentence: Sentence, reading: Reading) -> bool:
     before = [w for w, p in reading.words if p < m.start][-3:]
     after = [w for w, p in reading.words if p >= m.end][:3]
     before = [w for w in before if w not in _HEDGES and w != NUMBER]
+    if before and before[-1] in ("to", "from", "at"):  # "cut it to 1075": a level
+        return False
     if before and before[-1] == "by":
         return True
     if len(before) >= 2 and before[-1] == "of" and before[-2] in _CHANGE_NOUNS:
