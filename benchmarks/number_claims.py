@@ -87,8 +87,11 @@ def quantity_phrase(f: Fact) -> str:
 def _absolute(f: Fact, facts: list[Fact]) -> str:
     who, what, value = scope_phrase(f), quantity_phrase(f), fmt(f.value)
     if f.stat == "setting":
+        node = next((t.split(":", 1)[1] for t in f.scope if t.startswith("node:")), "")
+        if "tried" in f.scope and "start" in f.scope:
+            return f"Node {node} changed the {what} from {value}."
         if "tried" in f.scope:
-            return f"The search tried a {what} of {value}."
+            return f"Node {node} tried a {what} of {value}."
         return f"The best program used a {what} of {value}."
     if f.stat == "mean":
         return f"Over its seeds, {who} reaches a mean {what} of {value}."

@@ -65,7 +65,7 @@ class Ledger:
     comparisons: list[Comparison]
     scopes: dict[str, list[frozenset[str]]]  # scope tag -> the term sets that name it in a sentence
     weak: set[str]  # tags named by words that do not displace the headline ("weight decay" names node 7)
-    ids: dict[str, set[int]]  # "node" -> node steps of the run, "seed" -> seeds it ran
+    ids: dict[str, dict[int, tuple[str, str]]]  # "node" / "seed" -> step or seed -> (file, key) it is recorded at
     _keys: list[float] = field(default_factory=list, repr=False)
     _sorted: list[Fact] = field(default_factory=list, repr=False)
     quantity_names: list[frozenset[str]] = field(default_factory=list, repr=False)
@@ -98,9 +98,11 @@ class _Builder:
             "baseline": [frozenset({"baseline"})], "start": [frozenset({"start"})],
             "result": [frozenset({w}) for w in ("result", "best", "chosen", "proposed", "our")],
             "tried": [frozenset({w}) for w in ("tried", "try", "tested", "explored", "change", "changed", "changing",
-                                               "varied", "vary", "varying", "swept", "sweep", "tune", "tuned")]}
+                                               "varied", "vary", "varying", "swept", "sweep", "tune", "tuned",
+                                               "doubling", "halving", "instead", "increasing", "decreasing",
+                                               "raising", "lowering")]}
         self.weak: set[str] = {"result", "tried"}
-        self.ids: dict[str, set[int]] = {"node": set(), "seed": set()}
+        self.ids: dict[str, dict[int, tuple[str, str]]] = {"node": {}, "seed": {}}
         self.baseline: Fact | None = None
         terms_ = name_terms(primary)
         self.primary_names = (tuple(frozenset({t}) for t in terms_) + (frozenset(terms_),) * (len(terms_) > 1)
@@ -122,6 +124,11 @@ class _Builder:
             if tag.startswith("data:") and tag not in self.scopes:  # x_plus_y: named by "plus"
                 self.name_scope(tag, name_terms(tag.split(":", 1)[1]))
         return fact
+
+    def identify(self, kind: str, value: Any, file: str, key: str) -> None:
+        """A node step or a seed the run has, where it is recorded (the first record found)."""
+        if _int(value) is not None:
+            self.ids[kind].setdefault(_int(value), (file, key))
 
     def name_scope(self, tag: str, *names: Iterable[str], weak: bool = False) -> None:
         self.scopes.setdefault(tag, []).extend(frozenset(n) for n in names if n)
@@ -193,7 +200,7 @@ def _summary(b: _Builder, s: dict[str, Any]) -> None:
     base = b.baseline = b.add(s.get("baseline"), f, "baseline", p, "value", {"baseline"})
     top = b.add(best.get("value"), f, "best.value", p, "value", {"best", f"node:{best.get('step')}"})
     b.compare(top, base)
-    b.ids["node"].update(x for x in [_int(best.get("step"))] if x is not None)
+    b.identify("node", best.get("step"), f, "best.step")
     for key, value in (s.get("nodes") or {}).items():
         quantity = "nodes" if key == "total" else key
         b.add(value, f, f"nodes.{key}", quantity, "count", {"total"})
@@ -224,9 +231,10 @@ def _result(b: _Builder, r: dict[str, Any]) -> None:
     f, p = "summary.json", b.primary
     mean = _stats(b, r, "result", p, {"result"})
     b.add(r.get("n"), f, "result.n", "seeds", "count", {"result"})
-    b.ids["node"].update(x for x in [_int(r.get("step"))] if x is not None)
+    b.identify("node", r.get("step"), f, "result.step")
     for key in ("seeds", "selection_seeds"):
-        b.ids["seed"].update(x for x in map(_int, r.get(key) or []) if x is not None)
+        for k, seed in enumerate(r.get(key) or []):
+            b.identify("seed", seed, f, f"result.{key}[{k}]")
     b.text(r.get("chosen_by"), f, "result.chosen_by", {"result"})
     base = r.get("baseline")
     if isinstance(base, dict):
@@ -287,7 +295,8 @@ def _stage(b: _Builder, i: int, name: str, st: dict[str, Any], rec: dict[str, An
         ({f"node:{best_step}"} if best_step is not None else set())
     b.add(seeds.get("asked"), f, "seeds.asked", "seeds", "count", stage_best)
     b.add(seeds.get("ok"), f, "seeds.ok", "seeds", "count", stage_best)
-    b.ids["seed"].update(x for x in map(_int, seeds.get("seeds") or []) if x is not None)
+    for k, seed in enumerate(seeds.get("seeds") or []):
+        b.identify("seed", seed, f, f"seeds.seeds[{k}]")
     for j, value in enumerate(seeds.get("values") or []):
         b.add(value, f, f"seeds.values[{j}]", p, "value", tag)
     mean = b.add(seeds.get("mean"), f, "seeds.mean", p, "mean", stage_best)
@@ -306,7 +315,7 @@ def _stage(b: _Builder, i: int, name: str, st: dict[str, Any], rec: dict[str, An
     for j, h in enumerate(rec.get("history") or []):
         step = _int(h.get("step"))
         node = {f"node:{step}"}
-        b.ids["node"].update([step] if step is not None else [])
+        b.identify("node", step, f, f"history[{j}].step")
         value = b.add(h.get("value"), f, f"history[{j}].value", p, "value", node)
         b.compare(value, start)
         b.compare(value, b.baseline)
@@ -326,7 +335,7 @@ def _nodes(b: _Builder, infos: dict[str, dict[str, Any]], tree: dict[str, Any] |
         step = _int(folder.split("-", 1)[0])
         if step is None:
             continue
-        b.ids["node"].add(step)
+        b.identify("node", step, f"nodes/{folder}", "its folder")
         scope = {f"node:{step}"} | ({roles[step]} if step in roles else set())
         for (data, metric, stat), (key, value) in _metrics(info).items():
             tags = scope | ({f"data:{data}"} if data else set())
@@ -338,7 +347,7 @@ def _nodes(b: _Builder, infos: dict[str, dict[str, Any]], tree: dict[str, Any] |
         step = _int(node.get("step"))
         if step is None:
             continue
-        b.ids["node"].add(step)
+        b.identify("node", step, "tree.json", f"nodes[{i}].step")
         scope = {f"node:{step}"} | ({roles[step]} if step in roles else set())
         b.add(node.get("metric"), "tree.json", f"nodes[{i}].metric", b.primary, "value", scope)
         b.add(node.get("exec_time_s"), "tree.json", f"nodes[{i}].exec_time_s", "exec_time_s", "value", scope)

@@ -26,6 +26,7 @@ class Reading:
     strong: set[str]  # tags named by the sentence itself, not its context (inherited by the next sentence)
     context_tags: set[str]  # tags its context names (heading, caption, a table row's label)
     mentions: list[Mention]
+    text: str
 
 
 def read(sentence: Sentence, ledger: Ledger, previous: Reading | None = None) -> Reading:
@@ -45,7 +46,8 @@ def read(sentence: Sentence, ledger: Ledger, previous: Reading | None = None) ->
         scope.add("total")
     if "result" in scope:
         scope |= HEADLINE
-    return Reading(words, context, named, scope - data, data, strong, ctx_tags - data, mentions(sentence.text))
+    return Reading(words, context, named, scope - data, data, strong, ctx_tags - data, mentions(sentence.text),
+                   sentence.text)
 
 
 def _tags_in(found: set[str], ledger: Ledger) -> list[frozenset[str]]:
@@ -60,7 +62,10 @@ def _named_scopes(words: list[tuple[str, int]], ledger: Ledger, sentence: Senten
     for w, p in words:
         first.setdefault(w, p)
     named, strong = [], set()
+    trying = any(n <= first.keys() for n in ledger.scopes.get("tried", []))
     for tag, names in ledger.scopes.items():
+        if tag.startswith("node:") and tag in ledger.weak and not trying:
+            continue  # "learning rate" names the nodes that changed it only where the sentence speaks of changing
         spots = [max(first[t] for t in n) for n in names if n and all(t in first for t in n)]
         if spots:
             named.append((min(spots), frozenset({tag})))

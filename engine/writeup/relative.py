@@ -53,7 +53,8 @@ def trace_relative(m: Mention, sentence: Sentence, reading: Reading, ledger: Led
 
 def _roles(reading: Reading) -> tuple[set[str], set[str]]:
     """(the subject's tags, the reference's tags) of a comparison: the scope named after 'than' / 'over' /
-    'compared to' is the reference; else the first scope named is the subject and the others the reference."""
+    'compared to' is the reference; else the first scope named (by a name that is not weak) is the subject and
+    the others the reference."""
     markers = [p for w, p in reading.words if w in vocab.REFERENCE_MARKERS]
     # what names a node by its change ("halving the heads") or speaks of trying: a description of the subject
     weak = {t for _, tags in reading.named for t in tags if not t.startswith("data:")} - reading.strong
@@ -61,9 +62,10 @@ def _roles(reading: Reading) -> tuple[set[str], set[str]]:
     for pos, tags in reading.named:
         after_marker = any(0 <= pos - mk <= 40 for mk in markers)
         (reference if after_marker else subject).update(t for t in tags if not t.startswith("data:"))
-    if not markers and len(reading.named) > 1:  # first named: the subject; the others (or a default): the reference
-        subject = {t for t in reading.named[0][1] if not t.startswith("data:")}
-        reference = {t for _, tags in reading.named[1:] for t in tags if not t.startswith("data:")} - subject - weak
+    strong = [tags & reading.strong for _, tags in reading.named if tags & reading.strong]
+    if not markers and len(strong) > 1:  # the first named strongly: the subject; the others (or a default): reference
+        subject = set(strong[0])
+        reference = {t for tags in strong[1:] for t in tags} - subject
         reference |= DEFAULT_REFERENCES - subject
     context = reading.context_tags
     if not subject:

@@ -72,9 +72,11 @@ def trace(m: Mention, sentence: Sentence, reading: Reading, ledger: Ledger) -> O
     if m.label == "reference":
         return Outcome("ignored", m, sentence, how="a label (figure, table, section, confidence level)")
     if m.label in ("node", "seed") and int(m.value) in ledger.ids[m.label]:
-        fact = Fact(m.value, "tree.json" if m.label == "node" else "summary.json", f"{m.label} {int(m.value)}",
-                    m.label, "id", frozenset(), ())
+        file, key = ledger.ids[m.label][int(m.value)]
+        fact = Fact(m.value, file, key, m.label, "id", frozenset(), ())
         return Outcome("traced", m, sentence, (fact,), f"an identifier: {m.label} {int(m.value)} of the run")
+    if m.label in ("node", "seed") and not re.search(r"\bsteps?\W*(?:\d+\W+(?:and\W+)?)*$", sentence.text[:m.start]):
+        return Outcome("untraced", m, sentence, how=f"there is no {m.label} {int(m.value)} in this run")
     relative = m.kind == "ratio" or (m.kind in ("percent", "number") and _is_relative(m, sentence, reading))
     if relative:
         status, facts, how = trace_relative(m, sentence, reading, ledger)
@@ -171,6 +173,9 @@ def _fits(f: Fact, m: Mention, hint: str, words: set[str] | None, next_to: set[s
         named = any(n <= next_to for n in f.names)
     else:
         named = names(f, words, ledger)
+    if named and "tried" in f.scope:  # a changed setting: "from 1.0" is the old value, "to 2.0" the new one
+        before = re.search(r"\b(from|to)\W*$", reading.text[:m.start])
+        named = before is None or (before.group(1) == "from") == ("start" in f.scope)
     return named and in_scope(f, reading)
 
 

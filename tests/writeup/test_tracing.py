@@ -129,3 +129,9 @@ def test_random_numbers_put_into_the_report_do_not_trace(facts):
     assert draws > 300
     assert traced / draws <= 0.02, (traced, draws)
     assert by_value / draws > 0.15  # what meaning keeps out
+
+
+def test_node_ids_trace_to_the_node_and_unknown_ones_do_not(facts):
+    found = results(facts, "Node 11 changed the learning rate and needed 150 steps; node 99 needed 150 steps.")
+    assert found["11"]["facts"][0]["file"].startswith("stages/agenda/summary.json")
+    assert found["99"]["problem"] == "untraced" and "there is no node 99" in found["99"]["read_as"]
