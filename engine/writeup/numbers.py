@@ -9,7 +9,7 @@ Table 1, Section 3 and years are skipped, and node 3 / step 3 / seed 1 are marke
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from engine.writeup.latex import body_of
 from engine.writeup.terms import COUNTED, MULTIPLIER_WORDS, NUMBER_WORDS, REFERENCE_WORDS, canon
@@ -81,8 +81,7 @@ class Mention:
     hint: str = ""  # spread (after ±) | interval (a bound of a confidence interval) | n (150 ± 0 (2)) | ""
     word: bool = False  # written in words
     word_sign: int = 0  # the direction a multiplier word carries itself (halved: -1, doubled: +1)
-    label: str = ""  # node | seed: the number names one ("node 3", "seed 1"); year: 1900-2100
-    tags: tuple[str, ...] = field(default=())
+    label: str = ""  # node | seed: the number names one ("node 3", "seed 1"); reference (Figure 2); year
 
 
 def checked_sentences(tex: str) -> list[Sentence]:

@@ -25,7 +25,7 @@ class Reading:
     data: set[str]  # datasets named: a fact of another dataset does not trace
     strong: set[str]  # tags named by the sentence itself, not its context (inherited by the next sentence)
     context_tags: set[str]  # tags its context names (heading, caption, a table row's label)
-    mentions: list[Mention]
+    mentions: list[Mention]  # its numbers
     text: str
 
 
@@ -114,14 +114,14 @@ def clause(m: Mention, text: str) -> tuple[int, int]:
 
 
 def adjacent(m: Mention, sentence: Sentence, reading: Reading) -> set[str]:
-    """The words right next to a count ("13 programs", "budget 4", "n = 3"), and its table column."""
+    """The words right next to a count ("13 programs", "budget 4", "n = 3"); for a table cell ("4 / 9") its column
+    header ("nodes / budget")."""
     if sentence.table and bare(reading):
         return {w for w, _ in reading.words if w != NUMBER} | set(terms(sentence.column))
-    if re.match(r"\s*[,;.)]", sentence.text[m.end:]):  # "budget 4," "(4 ran)": only the word before
-        return {w for w, p in reading.words if p < m.start and w != NUMBER}.intersection(
-            [w for w, p in reading.words if p < m.start and w != NUMBER][-1:]) | set(terms(sentence.column))
     before = [w for w, p in reading.words if p < m.start and w != NUMBER][-1:]
     after = [w for w, p in reading.words if p >= m.end and w != NUMBER][:2]
+    if re.match(r"\s*[,;.)]", sentence.text[m.end:]):  # "budget 4," "(4 ran)": only the word before
+        after = []
     return set(before + after) | set(terms(sentence.column))
 
 
@@ -155,10 +155,11 @@ def in_data(f: Fact, reading: Reading) -> bool:
 def in_scope(f: Fact, reading: Reading) -> bool:
     """The fact is of a scope the sentence names or inherits, and not of another node, ablation or stage than the
     ones it names."""
-    return same_node(f, reading) and in_data(f, reading) and bool(f.scope & reading.scope)
+    return no_other_named(f, reading) and in_data(f, reading) and bool(f.scope & reading.scope)
 
 
-def same_node(f: Fact, reading: Reading) -> bool:
+def no_other_named(f: Fact, reading: Reading) -> bool:
+    """The fact is not of another node, ablation or stage than those the sentence (or its context) names."""
     named = reading.strong | reading.context_tags
     for kind in ("node:", "ablation:", "stage:"):
         mine = {t for t in f.scope if t.startswith(kind)}
@@ -168,5 +169,6 @@ def same_node(f: Fact, reading: Reading) -> bool:
     return True
 
 
-def tolerance(m: Mention, scale: float = 1.0) -> float:
-    return 0.5 * 10 ** (m.exponent - m.decimals) * scale * (1 + 1e-9)
+def tolerance(m: Mention) -> float:
+    """Half a unit of the last digit written: 0.93 stands for 0.925 to 0.935; 3e-4 for 2.5e-4 to 3.5e-4."""
+    return 0.5 * 10 ** (m.exponent - m.decimals) * (1 + 1e-9)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from engine.writeup import terms as vocab
 from engine.writeup.ledger import DEFAULT_REFERENCES, HEADLINE, Comparison, Fact, Ledger
 from engine.writeup.numbers import Mention, Sentence
-from engine.writeup.reading import Reading, clause, in_data, names, quantity_words, same_node, tolerance
+from engine.writeup.reading import Reading, clause, in_data, names, no_other_named, quantity_words, tolerance
 from engine.writeup.terms import is_time_like
 
 
@@ -26,7 +26,7 @@ def trace_relative(m: Mention, sentence: Sentence, reading: Reading, ledger: Led
             if not (x.scope & subject) or not (y.scope & reference if reference else
                                                    y.scope & (DEFAULT_REFERENCES | {"run"})):
                 continue
-            if not (in_data(x, reading) and same_node(x, reading) and same_node(y, reading)):
+            if not (in_data(x, reading) and no_other_named(x, reading) and no_other_named(y, reading)):
                 continue
             size = _magnitude(m, x.value, y.value)
             if size is None or abs(size - m.value) > tolerance(m):

@@ -85,7 +85,7 @@ def _results(f: RunFacts) -> str:
         f"\\caption{{The stages: nodes run / budget, best value of {escape(f.metric)}, "
         "the seed evaluation and how each stage ended.}\\label{tab:stages}",
         "\\begin{tabular}{lllp{3.2cm}p{5.2cm}}\\toprule",
-        "stage & nodes & best & seeds & how it ended \\\\\\midrule", *rows, "\\bottomrule\\end{tabular}",
+        "stage & nodes / budget & best & seeds & how it ended \\\\\\midrule", *rows, "\\bottomrule\\end{tabular}",
         "\\end{table}"]
     for s in f.stages:
         parts.append(_stage_table(s))
