@@ -158,7 +158,7 @@ def _problems(compiled: CompileResult, checks: CheckReport) -> int:
 def _build(paper_dir: Path, tex: str, cfg: WriteupConfig, facts: RunFacts, keys: set[str],
            removed: list[str]) -> tuple[CompileResult, CheckReport]:
     compiled = compile_latex(paper_dir, cfg.latex_timeout_s)
-    checks = run_checks(paper_dir, tex, compiled.pdf, facts.numbers, cfg.page_limit, keys)
+    checks = run_checks(paper_dir, tex, compiled.pdf, facts.ledger, cfg.page_limit, keys)
     write_integrity(paper_dir, checks, kind="paper", removed_citations=removed, compile=compiled.to_dict())
     return compiled, checks
 
