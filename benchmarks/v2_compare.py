@@ -6,15 +6,17 @@
 For each model latency, both systems run their experiment phase against one loopback model (tests/fake_llm_server.py
 speaking the OpenAI wire format; benchmarks/loopback_model.py answers each request after --latency seconds):
   ours  `python -m engine.launch` (cluster=local, --workers slots, stage 1 of --nodes nodes run to its budget,
-        --seeds seed runs, the model for every role with vision on), the template benchmarks/templates/v2_node;
+        --seeds re-runs of its best node (stages.num_seeds=seeds+1), the model for every role with vision on), the
+        template benchmarks/templates/v2_node;
   v2    v2's `perform_experiments_bfts` from the checkout at --v2, run by benchmarks/v2_peer.py under v2's own
         interpreter (a venv with v2's requirements), with agent.num_workers --workers, stage1_max_iters --nodes and
         multi_seed_eval.num_seeds --seeds; v2_peer.py says what it changes and the one thing it patches.
 Every program (the model hands out benchmarks/templates/v2_node/experiment.py with its sleep set to --program-s)
 prints when it started and ended; the systems keep that output in their records (our journal, v2's journal.json).
-Reported per run: the node phase (first program's start to last program's end), end to end (launch to exit), launch
-to first program, slot use (the programs' run time over workers x the node phase), programs run, drafts written
-against num_drafts asked, model calls by kind; then the measured ratios v2 / ours.
+Reported per run: the node phase (first program's start to last program's end), the experiment phase (ours:
+phases/experiments.json's wall_time_s; v2: perform_experiments_bfts from call to return), end to end (launch to
+exit), launch to first program, slot use (the programs' run time over workers x the node phase), programs run,
+drafts written against num_drafts asked, model calls by kind; then the measured ratios v2 / ours.
 """
 from __future__ import annotations
 
@@ -82,7 +84,7 @@ def run_ours(server: FakeLLMServer, args: argparse.Namespace, root: Path) -> dic
     run_dir = root / "ours"
     cmd = [sys.executable, "-m", "engine.launch", "+topic=template", f"topic.path={TEMPLATE}", "tracking=none",
            "pipeline.phases=[experiments]", "stages.run=[initial]", f"stages.initial.max_nodes={args.nodes}",
-           "stages.initial.run_to_budget=true", f"stages.num_seeds={args.seeds}", "cluster=local",
+           "stages.initial.run_to_budget=true", f"stages.num_seeds={args.seeds + 1}", "cluster=local",
            f"cluster.slots={args.workers}", f"model.base_url={server.base_url}", "model.name=loopback-model",
            "model.vision=true", f"hydra.run.dir={run_dir}"]
     env = os.environ | {"OPENAI_API_KEY": KEY, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
@@ -98,7 +100,8 @@ def run_ours(server: FakeLLMServer, args: argparse.Namespace, root: Path) -> dic
         "seed_programs": sum(1 for n in nodes if n.operator == "seed"),
         "drafts_written": sum(1 for n in nodes if n.operator == "draft") +
         sum(1 for d in dropped if d.get("operator") == "draft"),
-        "dropped_proposals": len(dropped), "phase_wall_s": summary.get("search_wall_s"),
+        "dropped_proposals": len(dropped),
+        "phase_wall_s": (read_json(run_dir / "phases" / "experiments.json") or {}).get("wall_time_s"),
         "summary_slot_utilization": summary.get("slot_utilization")}
 
 
@@ -147,7 +150,8 @@ def v2_commit(path: Path) -> str | None:
     return res.stdout.strip() if res.returncode == 0 else None
 
 
-ROWS = (("node phase (s)", "node_phase_s"), ("end to end (s)", "end_to_end_s"),
+ROWS = (("node phase (s)", "node_phase_s"), ("experiment phase (s)", "phase_wall_s"),
+        ("end to end (s)", "end_to_end_s"),
         ("launch to first program (s)", "launch_to_first_program_s"), ("slot use", "slot_use"),
         ("search programs", "search_programs"), ("seed programs", "seed_programs"),
         ("drafts written (asked 3)", "drafts_written"), ("model calls", "model_calls"))
@@ -175,7 +179,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--nodes", type=int, default=12, help="stage 1's budget in both systems")
     ap.add_argument("--program-s", type=float, default=8.0, help="how long each node program runs")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--seeds", type=int, default=3, help="seed runs of stage 1's best node (v2 needs 3)")
+    ap.add_argument("--seeds", type=int, default=3,
+                    help="re-runs of stage 1's best node with other seeds (v2 needs 3; ours: stages.num_seeds is one "
+                         "more, the node's own run being the first)")
     ap.add_argument("--timeout-s", type=float, default=3600)
     ap.add_argument("--keep", type=Path, default=None, help="keep both systems' run folders under this folder")
     args = ap.parse_args(argv)
