@@ -55,6 +55,12 @@ def numbers(operands: list[Any]) -> list[float]:
     return [float(x) for x in operands if isinstance(x, (int, float))]
 
 
+def number(value: Any, default: float) -> float:
+    """A PDF number (direct or indirect) as a float; `default` for anything else."""
+    value = value.get_object() if hasattr(value, "get_object") else value
+    return float(value) if isinstance(value, (int, float)) else default
+
+
 def to_rgb(space: str, values: list[float]) -> RGB | None:
     """A colour in RGB (0..1), or None when the space is not a device space we can judge (pattern, spot)."""
     try:
@@ -82,13 +88,13 @@ class FontWidths:
         scale = 1.0
         matrix = font.get("/FontMatrix")
         if font.get("/Subtype") == "/Type3" and isinstance(matrix, ArrayObject) and len(matrix) == 6:
-            scale, self.height = abs(float(matrix[0])) * 1000, abs(float(matrix[3])) * 1000
+            scale, self.height = abs(number(matrix[0], 0.001)) * 1000, abs(number(matrix[3], 0.001)) * 1000
         widths = font.get("/Widths")
-        if not self.two_byte and widths is not None:
-            first = int(font.get("/FirstChar", 0))
-            for i, w in enumerate(widths.get_object()):
-                if isinstance(w, (int, float)):
-                    self.widths[first + i] = float(w) * scale
+        widths = widths.get_object() if widths is not None else None
+        if not self.two_byte and isinstance(widths, ArrayObject):
+            first = int(number(font.get("/FirstChar"), 0))
+            for i, w in enumerate(widths):
+                self.widths[first + i] = number(w, self.default) * scale
 
     def codes(self, raw: bytes) -> list[int]:
         if self.two_byte:

@@ -49,6 +49,7 @@ from engine.review.pdf_state import (
     is_rectangle,
     meet,
     mult,
+    number,
     numbers,
     operations,
     path_points,
@@ -121,8 +122,8 @@ class PageWalk:
                 self._colour(g, op, operands, res)
             elif op == b"gs" and operands:
                 state = resolved(resolved(res, "/ExtGState"), operands[0]) or {}
-                g.fill_alpha = float(state.get("/ca", g.fill_alpha))
-                g.stroke_alpha = float(state.get("/CA", g.stroke_alpha))
+                g.fill_alpha = number(state.get("/ca"), g.fill_alpha)
+                g.stroke_alpha = number(state.get("/CA"), g.stroke_alpha)
             elif op in TEXT_STATE_OPS:
                 self._text_state(g, op, operands, res)
             elif op == b"BT":

@@ -211,6 +211,11 @@ def test_bad_input_is_one_line_naming_the_file(tmp_path):
             read_paper(tmp_path / name)
         assert str(e.value).startswith(str(tmp_path / name)) and words in str(e.value) and "\n" not in str(e.value)
     assert read_paper(tmp_path / "book.pdf", num_pages=2, min_size=0).pages == 2  # --pages N reads the first N
+    writer = PdfWriter()
+    writer.add_blank_page(612, 792)
+    writer.encrypt(user_password="", owner_password="owner", algorithm="AES-128")
+    writer.write(tmp_path / "restricted.pdf")
+    assert read_paper(tmp_path / "restricted.pdf", min_size=0).pages == 1  # owner restrictions only: it is read
 
 
 def test_the_review_cli_stops_on_bad_input_before_any_model_call(tmp_path):
