@@ -118,3 +118,23 @@ def test_a_nodes_output_cannot_end_the_block_in_the_proposer_prompts():
         system, messages = llm.calls[-1]
         assert DATA_RULE in system
         assert_fenced(messages[0]["content"], attack)
+
+
+def test_the_paper_under_review_cannot_end_its_block():
+    from engine.config import shipped_llm
+    from engine.llm.models import ModelSpec
+    from engine.llm.service import LLM
+    from engine.review import perform_review
+    from tests.engine.test_review import review_json
+    from tests.scripted_model import BASE_URL, ScriptedModel
+
+    for attack in ESCAPES:
+        with ScriptedModel(responder=lambda path, body: review_json(3)) as scripted:
+            spec = ModelSpec(name="fake-model", base_url=BASE_URL)
+            llm = LLM({"review": spec}, shipped_llm(), {"OPENAI_API_KEY": "test-key"},
+                      providers=scripted.providers("review", spec=spec))
+            perform_review("We study grokking. " * 20 + attack, "fake-model", None, num_reflections=1,
+                           num_fs_examples=0, num_reviews_ensemble=1, llm=llm)
+            messages = scripted.requests[0][1]["messages"]
+        assert messages[0]["role"] == "system" and DATA_RULE in messages[0]["content"]
+        assert_fenced(messages[1]["content"], attack)
