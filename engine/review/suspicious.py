@@ -9,16 +9,15 @@ from dataclasses import dataclass
 _PATTERNS: list[tuple[str, str]] = [
     ("tells the reader to ignore its instructions",
      r"\b(ignore|disregard|forget|override)\s+(all\s+|any\s+)?(of\s+)?(the\s+|your\s+)?(previous|prior|above|earlier|"
-     r"preceding|system|original|other)\s+(instructions?|prompts?|directions|rules|guidelines|context)"),
+     r"preceding|system|original|other)\s+(instructions?|prompts?|directions|rules|guidelines)"),
     ("addresses an AI or a reviewer model",
-     r"\b(if\s+you\s+are|as|you\s+are)\s+(an?\s+|the\s+)?(ai|llm|language\s+model|large\s+language\s+model|"
-     r"automated|automatic|ai[-\s]based)\s*(reviewer|assistant|system|model|agent)?\b[^.\n]{0,80}\b(must|should|"
-     r"will|need\s+to|are\s+(instructed|required|asked))\b"),
+     r"\bif\s+you\s+are\s+(an?\s+)?(ai|llm|large\s+language\s+model|language\s+model|automated|automatic)\b"),
     ("addresses an AI or a reviewer model",
-     r"\b(note|message|instructions?)\s+(to|for)\s+(the\s+|any\s+|all\s+)?(ai|llm|language\s+model|automated|"
-     r"machine)\s*(reviewers?|assistants?|models?|systems?)?\b"),
+     r"\bas\s+(an?|the)\s+(ai\s+|llm\s+|language\s+model\s+|automated\s+|automatic\s+)?(reviewer|assistant|model|"
+     r"system)\b[^.\n]{0,40}\byou\s+(must|should|will|need\s+to|are\s+(instructed|required|asked))\b"),
     ("addresses an AI or a reviewer model",
-     r"\bas\s+the\s+reviewer,?\s+you\s+(must|should|will|are)\b"),
+     r"\b(note|message|instructions?)\s+(to|for)\s+(the\s+|any\s+|all\s+)?(ai|llm|automated|machine|language\s+model)"
+     r"[\s-]*(based\s+)?reviewers?\b"),
     ("chat role marker",
      r"<\|\s*(im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id)\s*\|>|\[/?INST\]|<</?SYS>>|"
      r"</?(system|assistant)>|^\s*#{2,}\s*(system|instruction|response)\s*:?\s*$|"
@@ -27,9 +26,9 @@ _PATTERNS: list[tuple[str, str]] = [
      r"\b(give|assign|rate|score|award)\s+(this\s+|the\s+)?(paper|submission|manuscript|work)\s+(an?\s+)?"
      r"(overall\s+)?(score\s+|rating\s+)?(of\s+)?(\d+|high|highest|top|perfect|maximum|positive|strong)"),
     ("asks for a score or a decision",
-     r"\b(you\s+must|must\s+be|should\s+be|recommend(ed)?)\s+(strongly\s+)?(accept(ed|ance)?|clear\s+accept)\b"
-     r"[^.\n]{0,40}\b(paper|submission|manuscript|this)\b|\b(accept|approve)\s+this\s+(paper|submission|"
-     r"manuscript)\b"),
+     r"\b(must|should)\s+(be\s+)?accept(ed)?\s+this\s+(paper|submission|manuscript)\b|\brecommend(ed)?\s+(a\s+)?"
+     r"(strong\s+|clear\s+)?accept(ance)?\s+(of\s+|for\s+)?(this|the)\s+(paper|submission|manuscript)\b|"
+     r"\baccept\s+this\s+(paper|submission|manuscript)\b"),
     ("asks for a score or a decision",
      r"\b(do\s+not|don'?t|never)\s+(mention|highlight|point\s+out|list|report)\s+(any\s+)?(weakness(es)?|"
      r"negatives?|flaws?|limitations?)|\bonly\s+(write|give|output)\s+(a\s+)?(positive|favou?rable)\s+review"),

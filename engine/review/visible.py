@@ -142,8 +142,9 @@ class PageWalk:
                         if points:  # a filled rectangle is a background of its colour; another shape's is unknown
                             self._paint(g, bounding_box(points), g.fill if straight and is_rectangle(points) else None,
                                         g.fill_alpha)
-                if path and clip_next:
-                    g.clip = intersect(g.clip, bounding_box([p for points, _ in path for p in points] or [g.clip[:2]]))
+                corners = [p for points, _ in path for p in points]
+                if corners and clip_next:
+                    g.clip = intersect(g.clip, bounding_box(corners))
                 path, clip_next = [], False
             elif op == b"Do" and operands:
                 new = self._do(g, operands[0], res, depth)
