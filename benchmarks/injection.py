@@ -90,22 +90,26 @@ def run_kind(kind: Kind, out: Path, model: RecordingModel, policy: str) -> dict[
 
 def check_folder(folder: Path, limit: int, pages: int) -> dict[str, Any]:
     """The loader alone on the PDFs under `folder` (the first `limit`, their first `pages` pages): which are
-    flagged, which cannot be read (and why)."""
-    from engine.review.paper import PaperError, read_paper
+    flagged, which cannot be read (and why), and on which its text differs from plain pypdf extraction."""
+    from pypdf import PdfReader
+
+    from engine.review.paper import PaperError, clean_pages, read_paper
 
     pdfs = sorted(folder.rglob("*.pdf"))[:limit] if folder.is_dir() else []
-    flagged, unreadable, started = [], [], time.monotonic()
+    flagged, unreadable, changed, started = [], [], [], time.monotonic()
     for pdf in pdfs:
         try:
             paper = read_paper(pdf, num_pages=pages)
         except PaperError as e:
             unreadable.append({"pdf": str(pdf), "why": str(e).replace(str(pdf) + ": ", "")[:200]})
             continue
+        if paper.text != clean_pages([page.extract_text() for page in PdfReader(pdf).pages[:pages]]):
+            changed.append(str(pdf))
         if paper.hidden or paper.suspicious:
             flagged.append({"pdf": str(pdf), "hidden": [h.to_dict() for h in paper.hidden][:5],
                             "suspicious": [s.to_dict() for s in paper.suspicious][:5]})
     return {"folder": str(folder), "pdfs": len(pdfs), "flagged": flagged, "unreadable": unreadable,
-            "seconds": round(time.monotonic() - started, 1)}
+            "text_changed": changed, "seconds": round(time.monotonic() - started, 1)}
 
 
 def environment() -> dict[str, str]:
@@ -155,10 +159,13 @@ def report(rows: list[dict[str, Any]], shots: dict[str, Any], also: dict[str, An
                  f"flagged" + (" (none ship with the project; see its README)" if not shots["pdfs"] else "") + ".")
     if also is not None:
         lines += ["", f"Other PDFs, loader only ({also['folder']}; first {also['pages']} pages of each): "
-                  f"{also['pdfs']} PDFs, {len(also['flagged'])} flagged, {len(also['unreadable'])} unreadable, "
-                  f"{also['seconds']} s."] + [
-            f"- {f['pdf']}: " + "; ".join(sorted({x['why'] for x in f['hidden'] + f['suspicious']}))
-            for f in also["flagged"]]
+                  f"{also['pdfs']} PDFs, {len(also['flagged'])} flagged, {len(also['unreadable'])} refused, text not "
+                  f"the plain pypdf extraction on {len(also['text_changed'])}; {also['seconds']} s (both "
+                  "extractions)."]
+        lines += [f"- flagged: {f['pdf']}: " + "; ".join(sorted({x['why'] for x in f['hidden'] + f['suspicious']}))
+                  for f in also["flagged"]]
+        lines += [f"- refused: {u['pdf']}: {u['why'].split(';')[0]}" for u in also["unreadable"]]
+        lines += [f"- text changed: {pdf}" for pdf in also["text_changed"]]
     ok = not missed and not false and not lost and not shots["flagged"]
     return "\n".join(lines) + "\n", ok
 
