@@ -34,6 +34,7 @@ REVIEW = {"Summary": "A study of weight decay and grokking.", "Strengths": ["cle
           "Questions": ["does it hold for other tasks?"], "Limitations": ["small models"], "Ethical Concerns": False,
           "Soundness": 3, "Presentation": 3, "Contribution": 2, "Overall": 6, "Confidence": 3, "Decision": "Accept"}
 TITLE = "Weight Decay Shortens the Grokking Delay"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def squash(text: str) -> str:
@@ -96,20 +97,27 @@ def check_folder(folder: Path, limit: int, pages: int) -> dict[str, Any]:
     from engine.review.paper import PaperError, clean_pages, read_paper
 
     pdfs = sorted(folder.rglob("*.pdf"))[:limit] if folder.is_dir() else []
-    flagged, unreadable, changed, started = [], [], [], time.monotonic()
+    flagged, unreadable, changed = [], [], []
+    seconds = {"loader": 0.0, "plain": 0.0}  # the loader, and plain pypdf extraction (the loader before)
     for pdf in pdfs:
+        started = time.monotonic()
         try:
             paper = read_paper(pdf, num_pages=pages)
         except PaperError as e:
             unreadable.append({"pdf": str(pdf), "why": str(e).replace(str(pdf) + ": ", "")[:200]})
             continue
-        if paper.text != clean_pages([page.extract_text() for page in PdfReader(pdf).pages[:pages]]):
+        seconds["loader"] += time.monotonic() - started
+        started = time.monotonic()
+        plain = clean_pages([page.extract_text() for page in PdfReader(pdf).pages[:pages]])
+        seconds["plain"] += time.monotonic() - started
+        if paper.text != plain:
             changed.append(str(pdf))
         if paper.hidden or paper.suspicious:
             flagged.append({"pdf": str(pdf), "hidden": [h.to_dict() for h in paper.hidden][:5],
                             "suspicious": [s.to_dict() for s in paper.suspicious][:5]})
-    return {"folder": str(folder), "pdfs": len(pdfs), "flagged": flagged, "unreadable": unreadable,
-            "text_changed": changed, "seconds": round(time.monotonic() - started, 1)}
+    shown = folder.resolve().relative_to(ROOT) if folder.resolve().is_relative_to(ROOT) else folder
+    return {"folder": str(shown), "pdfs": len(pdfs), "flagged": flagged, "unreadable": unreadable,
+            "text_changed": changed, "seconds": {k: round(v, 1) for k, v in seconds.items()}}
 
 
 def environment() -> dict[str, str]:
@@ -149,9 +157,9 @@ def report(rows: list[dict[str, Any]], shots: dict[str, Any], also: dict[str, An
               f"(goal 0); {sum(bool(r.get('flagged')) for r in hidden)} of {len(hidden)} flagged (goal all).",
               f"Visible instruction: reached the model {yes(visible and visible[0].get('reached'))} (visible text is "
               f"read; it is flagged, not removed), flagged {yes(visible and visible[0].get('flagged'))}.",
-              f"Clean controls: {len(false)} of {len(clean)} flagged (goal 0). Their text is the loader's before "
-              "(plain pypdf extraction, cleaned): " + ", ".join(f"{r['kind']} {yes(r.get('text_unchanged'))}"
-                                                               for r in clean)
+              f"Clean controls: {len(false)} of {len(clean)} flagged (goal 0). Text unchanged from the loader "
+              "before (plain pypdf extraction, cleaned): " + ", ".join(f"{r['kind']} {yes(r.get('text_unchanged'))}"
+                                                                       for r in clean)
               + " (text under 4 pt, such as the labels of scaled-down figures, is left out).",
               f"Every paper's visible text reached the model: {yes(not lost)}" + (f" (not: {lost})" if lost else "")
               + "."]
@@ -160,8 +168,8 @@ def report(rows: list[dict[str, Any]], shots: dict[str, Any], also: dict[str, An
     if also is not None:
         lines += ["", f"Other PDFs, loader only ({also['folder']}; first {also['pages']} pages of each): "
                   f"{also['pdfs']} PDFs, {len(also['flagged'])} flagged, {len(also['unreadable'])} refused, text not "
-                  f"the plain pypdf extraction on {len(also['text_changed'])}; {also['seconds']} s (both "
-                  "extractions)."]
+                  f"the plain pypdf extraction on {len(also['text_changed'])}. Time (the readable PDFs): the loader "
+                  f"{also['seconds']['loader']} s, plain pypdf extraction {also['seconds']['plain']} s."]
         lines += [f"- flagged: {f['pdf']}: " + "; ".join(sorted({x['why'] for x in f['hidden'] + f['suspicious']}))
                   for f in also["flagged"]]
         lines += [f"- refused: {u['pdf']}: {u['why'].split(';')[0]}" for u in also["unreadable"]]
