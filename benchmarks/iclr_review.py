@@ -36,7 +36,9 @@ from benchmarks.downloads import OPENREVIEW, Downloads, DownloadSettings, fetch_
 from benchmarks.iclr_fewshot import Shots, check_ids, check_titles, choose_shots, write_used
 from benchmarks.iclr_report import integrity_counts, write_report, write_status
 from benchmarks.review_metrics import DEFAULT_RATINGS, load_ratings, read_reviews, score
+from engine.config import shipped
 from engine.errors import EngineError
+from engine.review.config import HIDDEN_TEXT_POLICIES
 from engine.review.reviewer import FEWSHOT_DIR
 
 log = logging.getLogger("iclr_review")
@@ -264,7 +266,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-retries", type=int, default=5, help="retries of a model call on 429 / 5xx / network "
                     "errors, by the SDK with its back-off (honouring Retry-After)")
     ap.add_argument("--pages", type=int, default=None)
-    ap.add_argument("--on-hidden-text", choices=("reject", "flag"), default=None,
+    ap.add_argument("--on-hidden-text", choices=HIDDEN_TEXT_POLICIES, default=shipped("review")["on_hidden_text"],
                     help="a paper whose PDF has hidden text: Decision Reject, or flagged only (default: "
                          "review.on_hidden_text in conf/review/default.yaml)")
     ap.add_argument("--papers-dir", type=Path, default=None, help="a folder of <paper_id>.pdf, used first")
@@ -287,10 +289,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.on_hidden_text is None:
-        from engine.config import shipped
-
-        args.on_hidden_text = shipped("review")["on_hidden_text"]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

@@ -27,6 +27,8 @@ from typing import Any
 
 from benchmarks.injection_papers import KINDS, Kind, build
 from benchmarks.recording_model import RecordingModel
+from engine.config import shipped
+from engine.review.config import HIDDEN_TEXT_POLICIES
 
 KEY_ENV = "INJECTION_BENCHMARK_KEY"  # the loopback model takes any key; the reviewer wants one set
 REVIEW = {"Summary": "A study of weight decay and grokking.", "Strengths": ["clear question"],
@@ -182,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.injection", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True, help="where the PDFs, reviews and the report go")
-    ap.add_argument("--on-hidden-text", choices=("reject", "flag"), default="reject")
+    ap.add_argument("--on-hidden-text", choices=HIDDEN_TEXT_POLICIES, default=shipped("review")["on_hidden_text"],
+                    help="what a paper with hidden text gets (default: conf/review/default.yaml)")
     ap.add_argument("--fewshot-dir", type=Path, default=None,
                     help="few-shot examples to check for false flags (default: engine/review/fewshot)")
     ap.add_argument("--also", type=Path, default=None, help="a folder of other PDFs to check for false flags")
