@@ -73,7 +73,7 @@ def tool_answer(name: str, text: str, images: int) -> dict[str, Any] | None:
     """The arguments of a forced tool call, for the tools both systems use; None for an unknown tool."""
     loss = float(_first(r"validation loss: ([0-9.]+)", text, "1.0"))
     answers: dict[str, Any] = {
-        # this engine (engine/llm_proposer.py, engine/plot_critique.py)
+        # this engine (engine/experiments/llm_proposer.py, engine/experiments/plot_critique.py)
         "report": {"is_bug": False, "analysis": "The run finished and reported its validation loss."},
         "choose": {"step": int(_first(r"step (\d+)", text, "0")), "reason": "the lowest validation loss"},
         "critique": {"plots": [{"file": "val_loss.png", "analysis": "One readable loss figure."}],

@@ -6,7 +6,7 @@ decile k-1 (for the first: the first submission) to its own last result.
 
     overhead      per result, from the node records: the time from the driver taking a result (`finished_at`) to
                   its slot's next submission (`submitted_at` of the next node on the same `slot`). This is the
-                  driver's own definition (engine/driver.py: `overhead_s`, whose run median is summary.json's
+                  driver's own definition (engine/nodes/driver.py: `overhead_s`, whose run median is summary.json's
                   `driver_overhead_ms_median`), read from the timestamps the run records for every node.
     slot gap      per result: the program's end (`exec.started_at + exec_time_s`) to the next program's start on
                   the same slot: everything a slot spends not running a program (result transfer, a result waiting

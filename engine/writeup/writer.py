@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.errors import EngineError
 from engine.experiments.plot_critique import vision_unavailable
+from engine.llm.fence import fence, with_data_rule
 from engine.llm.providers import Tool
 from engine.llm.service import LLM, CallContext, LLMCallError
 from engine.prompts import render_from
@@ -69,10 +70,11 @@ def write_paper(llm: LLM, cfg: WriteupConfig, facts: RunFacts, figures: Sequence
     keys = bib_keys((paper_dir / "references.bib").read_text())
     inputs = Inputs(json.dumps(facts.idea, indent=1), facts.prompt_text(), _figure_list(figures),
                     ", ".join(figure_path(f) for f in figures) or "(none)",
-                    "\n".join(f"- {k}: {titles.get(k, '')}" for k in keys) or "(no citations available)", keys)
+                    fence("\n".join(f"- {k}: {titles.get(k, '')}" for k in keys), "citation list") if keys
+                    else "(no citations available)", keys)
     state_path = paper_dir / "writer.json"
     state: dict[str, Any] = json.loads(state_path.read_text()) if state_path.is_file() else {}
-    system = render_from(PROMPTS, "write_system")
+    system = with_data_rule(render_from(PROMPTS, "write_system"))
 
     def save(tex: str) -> None:
         state_path.write_text(json.dumps(state, indent=1))
@@ -111,7 +113,7 @@ def write_paper(llm: LLM, cfg: WriteupConfig, facts: RunFacts, figures: Sequence
 
 def _compile_loop(llm: LLM, cfg: WriteupConfig, facts: RunFacts, inputs: Inputs, paper_dir: Path,
                   state: dict[str, Any], save) -> PaperResult:
-    system = render_from(PROMPTS, "write_system")
+    system = with_data_rule(render_from(PROMPTS, "write_system"))
     best: tuple[int, str] | None = None  # (problems, tex) of the best version that compiled
     removed_all: list[str] = state.setdefault("removed_citations", [])
     while True:
@@ -175,8 +177,9 @@ def review_figures(llm: LLM, figures: Sequence[Any], run_dir: Path, facts_text: 
         if path.suffix.lower() != ".png" or not path.is_file():
             continue
         try:
-            answer = llm.ask_json("vision", "You review the figures of a machine-learning paper.", [{
-                "role": "user", "content": render_from(PROMPTS, "write_figure_review", caption=fig.caption,
+            answer = llm.ask_json("vision", with_data_rule("You review the figures of a machine-learning paper."), [{
+                "role": "user", "content": render_from(PROMPTS, "write_figure_review", caption=fence(fig.caption,
+                                                                                                     "caption"),
                                                        facts=facts_text[:3000]),
                 "images": [path.read_bytes()]}], FIGURE_TOOL, CTX)
         except LLMCallError as e:

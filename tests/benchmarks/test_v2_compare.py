@@ -10,8 +10,8 @@ import pytest
 
 from benchmarks.loopback_model import PROGRAM, LoopbackModel, tool_answer
 from benchmarks.v2_compare import figures, spans_in
-from engine.llm_proposer import FEEDBACK_TOOL, SELECT_TOOL
-from engine.plot_critique import CRITIQUE_TOOL
+from engine.experiments.llm_proposer import FEEDBACK_TOOL, SELECT_TOOL
+from engine.experiments.plot_critique import CRITIQUE_TOOL
 
 V2 = Path(os.environ.get("AI_SCIENTIST_V2", "/work/v2/AI-Scientist-v2"))
 

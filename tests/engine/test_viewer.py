@@ -111,7 +111,8 @@ def test_phases_ideas_paper_and_review_views_in_chromium(tmp_path):
         "checks": {"refs": {"ok": True, "findings": []}}})
     write_json(run.path / "review.json", {"Overall": 4, "Decision": "Reject", "Summary": "A small study.",
                                           "Strengths": ["clear"], "Weaknesses": ["tiny <models>"],
-                                          "Questions": [], "Ensemble": [{"Overall": 3}]})
+                                          "Questions": [], "Ensemble": [{"Overall": 3}],
+                                          "integrity_flag": "hidden text (white <text> on page 2); rejected"})
     page = write_viewer(run, journal, summary)
     dom = dump_dom(page)
     assert len(re.findall(r'<tr class="phase"><td>(?!\$)', dom)) == 4 and 'href="#ideas">ideas</a>' in dom
@@ -127,6 +128,7 @@ def test_phases_ideas_paper_and_review_views_in_chromium(tmp_path):
     review = dump_dom(page, "#review")
     assert 'id="review-Overall">4<' in review and 'id="review-Decision">Reject<' in review
     assert "tiny &lt;models&gt;" in review
+    assert "<b>Integrity:</b> hidden text (white &lt;text&gt; on page 2); rejected" in review
 
 
 T0 = 1_700_000_000.0
