@@ -43,13 +43,15 @@ def better(delta: float, maximize: bool) -> bool:
 
 def improvement_text(diff: dict[str, Any], maximize: bool, metric: str) -> str:
     """The result against the baseline in words: a claim only when the interval of the difference excludes 0."""
-    if diff.get("n", 0) < 2:
+    if diff.get("n", 0) < 2 or diff.get("ci95") is None:
         return "no interval (fewer than two paired fresh runs)"
     lo, hi = diff["ci95"]
-    span = f"{metric} difference {diff['mean']:+.4g} (95% CI {lo:+.4g} to {hi:+.4g}, {diff['n']} paired fresh seeds)"
+    d = diff["mean"]
+    span = (f"seed by seed, the result's {metric} is {abs(d):.4g} {'lower' if d < 0 else 'higher'} than the "
+            f"baseline's on average (95% CI [{lo:+.4g}, {hi:+.4g}], {diff['n']} seeds)")
     if not diff["significant"]:
         return f"no significant difference from the baseline: {span}"
-    return f"{'better' if better(diff['mean'], maximize) else 'worse'} than the baseline: {span}"
+    return f"{'better' if better(d, maximize) else 'worse'} than the baseline: {span}"
 
 
 def verdict(delta: dict[str, Any], maximize: bool) -> str:

@@ -84,13 +84,14 @@ class RunFacts:
 
     def prompt_text(self) -> str:
         """The facts as a compact text for the model (every number in it can be quoted)."""
-        lines = [f"Primary metric: {self.metric} ({self.direction}). Baseline: {fmt(self.baseline)} "
-                 f"({self.baseline_source}). Best: {fmt(self.best.get('value'))} in stage {self.best.get('stage')} "
-                 f"(node step {self.best.get('step')}): {self.best.get('plan', '')}",
-                 f"Nodes: {self.nodes.get('total')} programs in all, {self.nodes.get('good')} good, "
-                 f"{self.nodes.get('buggy')} buggy. Proposer: {self.proposer}. Template profile: {self.profile}. "
-                 f"Wall time: {fmt(self.wall_time_s)} s."]
-        lines += self.outcome_lines()
+        lines = self.outcome_lines() + [
+            f"Primary metric: {self.metric} ({self.direction}). Single runs: the baseline program "
+            f"{fmt(self.baseline)} ({self.baseline_source}); the chosen node {fmt(self.best.get('value'))} "
+            f"(one run, stage {self.best.get('stage')}, node step {self.best.get('step')}): "
+            f"{self.best.get('plan', '')}",
+            f"Nodes: {self.nodes.get('total')} programs in all, {self.nodes.get('good')} good, "
+            f"{self.nodes.get('buggy')} buggy. Proposer: {self.proposer}. Template profile: {self.profile}. "
+            f"Wall time: {fmt(self.wall_time_s)} s."]
         if self.settings:
             lines.append("Settings of the best program: " + ", ".join(f"{k} = {v}" for k, v in self.settings.items()))
         for s in self.stages:
@@ -122,11 +123,14 @@ class RunFacts:
         r = self.result or {}
         if r:
             base = r.get("baseline") or {}
-            lines.append(f"Result (node step {r.get('step')}, stage {r.get('stage')}, chosen by {r.get('chosen_by')}) "
-                         f"on {r.get('n')} fresh seeds: {r.get('metric') or self.metric} mean {fmt(r.get('mean'))} "
-                         f"± {fmt(r.get('stderr'))} (stderr), 95% CI {_interval(r.get('ci95'))}; the baseline on the "
-                         f"same seeds: mean {fmt(base.get('mean'))} ± {fmt(base.get('stderr'))}, 95% CI "
-                         f"{_interval(base.get('ci95'))}.")
+            lines.append(f"The run's result (what the paper claims): node step {r.get('step')}, stage "
+                         f"{r.get('stage')}, chosen on {r.get('chosen_by')}, measured on {r.get('n')} fresh seeds "
+                         "that no decision saw: "
+                         f"{r.get('metric') or self.metric} mean {fmt(r.get('mean'))} ± {fmt(r.get('stderr'))} "
+                         f"(stderr), 95% CI {_interval(r.get('ci95'))}; the baseline on the same seeds: mean "
+                         f"{fmt(base.get('mean'))} ± {fmt(base.get('stderr'))}, 95% CI {_interval(base.get('ci95'))}. "
+                         f"Against the baseline: {(r.get('improvement') or {}).get('text') or 'not compared'}."
+                         + (f" ({r['single_run']}.)" if r.get("single_run") else ""))
             for name, held in (r.get("held_out") or {}).items():
                 lines.append(f"  held-out metric {name}: mean {fmt(held.get('mean'))} ± {fmt(held.get('stderr'))}, "
                              f"95% CI {_interval(held.get('ci95'))}")

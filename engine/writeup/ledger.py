@@ -240,6 +240,14 @@ def _result(b: _Builder, r: dict[str, Any]) -> None:
     if isinstance(base, dict):
         b.compare(mean, _stats(b, base, "result.baseline", p, {"baseline"}))
         b.add(base.get("n"), f, "result.baseline.n", "seeds", "count", {"baseline"})
+    gain = r.get("improvement")
+    if isinstance(gain, dict):  # the result minus the baseline, seed by seed, with its interval
+        b.add(gain.get("mean"), f, "result.improvement.mean", p, "delta", {"result"})
+        lo_hi = gain.get("ci95")
+        if isinstance(lo_hi, (list, tuple)) and len(lo_hi) == 2:
+            b.add(lo_hi[0], f, "result.improvement.ci95[0]", p, "ci_delta_lo", {"result"})
+            b.add(lo_hi[1], f, "result.improvement.ci95[1]", p, "ci_delta_hi", {"result"})
+        b.add(gain.get("n"), f, "result.improvement.n", "seeds", "count", {"result"})
     for name, stats in (r.get("held_out") or {}).items():
         if isinstance(stats, dict):
             _stats(b, stats, f"result.held_out.{name}", str(name), {"result"})

@@ -39,6 +39,10 @@ RESULT = {"node_id": "76fbfbfa5f89", "step": 0, "stage": "initial", "metric": "s
           "stderr": 7.217, "ci95": [106.4, 168.6], "n": 3, "seeds": [2, 3, 4], "selection_seeds": [0, 1],
           "chosen_by": "lowest seed mean of the decided stages' best nodes",
           "baseline": {"mean": 150.0, "stderr": 0.0, "ci95": [150.0, 150.0], "n": 3},
+          "improvement": {"mean": -12.5, "stderr": 7.217, "ci95": [-43.55, 18.55], "n": 3, "significant": False,
+                          "text": "no significant difference from the baseline: seed by seed, the result's "
+                                  "step_val_acc_99 is 12.5 lower than the baseline's on average "
+                                  "(95% CI [-43.55, +18.55], 3 seeds)"},
           "held_out": {"test_acc": {"mean": 0.0125, "stderr": 0.0031, "ci95": [-0.0008, 0.0258]}}}
 ABLATIONS = [{"name": "one_layer", "node_id": "d0f3c6bee87e", "change": {"num_layers": 1}, "mean": 150.0,
               "stderr": 0.0, "n": 3, "delta": 12.5, "ci95_delta": [-18.5, 43.5], "significant": False,
