@@ -84,6 +84,7 @@ def test_a_program_that_prints_a_held_out_metric_has_it_taken_out_of_what_the_se
     """No sealed evaluator: the program writes and prints the metric itself; the search's runs keep neither."""
     t = template(tmp_path)
     (t / "held_out.py").unlink()
+    (t / "manifest.yaml").write_text(MANIFEST.replace("held_out: [secret_acc]", "held_out: [secret_acc, absent_acc]"))
     program = PROGRAM.replace('"val_loss": (LEARNING_RATE - 0.02) ** 2 + SEED / 1000',
                               f'"val_loss": (LEARNING_RATE - 0.02) ** 2, "secret_acc": {SECRET}')
     (t / "experiment.py").write_text(program.replace("print(json.dumps(info))",
@@ -95,6 +96,9 @@ def test_a_program_that_prints_a_held_out_metric_has_it_taken_out_of_what_the_se
                                     "stages.final_seeds=2", "sandbox.use_bwrap=auto", f"hydra.run.dir={run}", NO_RAY),
                          cwd=REPO, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
+    # a held-out name the program never writes: one line, naming it and the template
+    warned = [line for line in res.stderr.splitlines() if "held-out metric absent_acc" in line]
+    assert len(warned) == 1 and str(t) in warned[0]
     for p in run.glob("nodes/*/node.json"):
         node = json.loads(p.read_text())
         kept = json.dumps(node["final_info"]) + node["stdout_tail"] + (p.parent / "stdout.txt").read_text()

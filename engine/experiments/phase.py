@@ -69,8 +69,10 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
                         next_step=1 + max((n.step for n in finished + unfinished), default=-1))
     proposer, feedback, critic_on = _proposer(exp, llm, state, idea, unfinished)
     status = Status(exp, run, state, proposer.name, llm, previous)
+    warned: set[str] = set()
 
     def on_record(node: Node, outcome: NodeOutcome) -> None:
+        _check_held_out(exp, node, warned)
         best = state.journal.best_node(state.spec) if state.spec else None
         tracker.log_node(node, best.metric if best else None)
         status.write("running")
@@ -91,10 +93,7 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
         plan, feedback=feedback, lookahead=lookahead, proposal_concurrency=cfg.llm.max_concurrency,
         infer_spec=lambda node: _infer_spec(exp, node), on_record=on_record, on_events=records,
         held_out=exp.held_out)
-    log.info("searching with the %s proposer: stages %s, %d slots, %d proposals ahead, primary metric %s",
-             proposer.name, ", ".join(f"{n} ({cfg.stages.settings[n].budget(llm is None)} nodes)"
-                                      for n in cfg.stages.run),
-             cfg.cluster.slots, lookahead, f"{spec.name} ({spec.direction})" if spec else "from the baseline")
+    _log_start(exp, proposer.name, llm is None, lookahead, spec)
     try:
         driver.search(resumed=unfinished)
     except KeyboardInterrupt:
@@ -112,6 +111,26 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
         raise EngineError(f"stage {plan.failed.name} found no working node, so the run stops; {why}\n"
                           f"(run directory: {run_dir})")
     return summary
+
+
+def _log_start(exp: Experiment, proposer: str, offline: bool, lookahead: int, spec: MetricSpec | None) -> None:
+    cfg = exp.cfg
+    log.info("searching with the %s proposer: stages %s, %d slots, %d proposals ahead, primary metric %s%s",
+             proposer, ", ".join(f"{n} ({cfg.stages.settings[n].budget(offline)} nodes)" for n in cfg.stages.run),
+             cfg.cluster.slots, lookahead, f"{spec.name} ({spec.direction})" if spec else "from the baseline",
+             f"; held out from the search: {', '.join(exp.held_out)}" if exp.held_out else "")
+
+
+def _check_held_out(exp: Experiment, node: Node, warned: set[str]) -> None:
+    """A held-out metric that a final evaluation run lacks is named once, with the template."""
+    if node.operator != "eval" or node.is_buggy or not exp.held_out:
+        return
+    missing = [name for name in exp.held_out if name not in (node.held_out or {}) and name not in warned]
+    if missing:
+        warned.update(missing)
+        where = "its held_out.py" if exp.template.held_out_code else "its experiment.py (final_info.json)"
+        log.warning("held-out metric %s is not written by the template %s (%s): result.held_out will lack it",
+                    ", ".join(missing), exp.template.path, where)
 
 
 def _stage_setup(exp: Experiment, llm: LLM | None, critique: bool) -> StageSetup:

@@ -72,7 +72,7 @@ class Driver:
         self.dropped: list[dict[str, Any]] = []  # written proposals whose basis changed before they could run
         self.started = time.monotonic()
         self.overhead_s: list[float] = []  # per result: driver time from its arrival to the slot's next submission
-        self.held_out, self._missing_warned = held_out, False  # metrics the search never sees (search/held_out.py)
+        self.held_out = held_out  # metrics the search never sees (search/held_out.py)
 
     # -- what is in flight -------------------------------------------------------------------------------
     def _unfinished(self) -> list[Node]:
@@ -267,11 +267,6 @@ class Driver:
         for name in ("run_0/final_info.json", "stdout.txt", "stderr.txt"):
             if name in outcome.artifacts:
                 outcome.artifacts[name] = _withheld_file(name, outcome.artifacts[name], self.held_out)
-        missing = [n for n in self.held_out if n not in hidden]
-        if result.final_info is not None and missing and not self._missing_warned:
-            self._missing_warned = True
-            log.warning("held-out metric %s: the program of node %d does not write it (manifest held_out names "
-                        "metrics of final_info.json)", ", ".join(missing), node.step)
 
     def _judged(self, node: Node, outcome: NodeOutcome) -> None:
         judge(node, outcome.result, self.state.spec or MetricSpec("unknown"))
