@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import EngineError
 from engine.experiments.llm_proposer import Context, LLMFeedback, LLMProposer, LLMSelector
@@ -28,6 +28,9 @@ from search.operators import BaselineFirst
 from stages.plan import StagePlan
 from stages.policy import StageSetup
 
+if TYPE_CHECKING:
+    from engine.budget.guard import Budget
+
 log = logging.getLogger(__name__)
 
 
@@ -37,7 +40,7 @@ def run_phase(ctx: PhaseContext) -> dict[str, Any]:
     idea = read_json(ctx.run_dir / "idea.json")
     if idea is None:  # the ideas phase did not run (pipeline.phases=[experiments] on a fresh run directory)
         idea = seed_idea(exp.template, ctx.cfg.proposer)
-    summary = run_search(exp, ctx.run_dir, idea, ctx.tracker, ctx.llm)
+    summary = run_search(exp, ctx.run_dir, idea, ctx.tracker, ctx.llm, ctx.budget)
     best = summary.get("best") or {}
     return {"summary": "summary.json", "tree": "tree.json", "best_node": best.get("node_id"),
             "best_value": best.get("value"), "primary_metric": summary["primary_metric"],
@@ -53,7 +56,7 @@ def seed_idea(template: Template, proposer: str) -> dict[str, Any]:
 
 
 def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tracker,
-               llm: LLM | None = None) -> dict[str, Any]:
+               llm: LLM | None = None, budget: Budget | None = None) -> dict[str, Any]:
     """Run (or resume) the tree search in `run_dir`; returns the summary written to summary.json."""
     cfg, run = exp.cfg, RunDir(run_dir)
     finished, unfinished, previous = run.load_nodes(), run.load_pending(), read_summary(run_dir)
@@ -71,12 +74,16 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
     status = Status(exp, run, state, proposer.name, llm, previous)
 
     def on_record(node: Node, outcome: NodeOutcome) -> None:
+        if budget is not None:
+            budget.node_done(node, cpus, gpu_share)  # the compute ledger: node-hours, GPU-hours
         best = state.journal.best_node(state.spec) if state.spec else None
         tracker.log_node(node, best.metric if best else None)
         status.write("running")
 
     res = exp.template.manifest.resources if exp.template.manifest else None
     executor = start_executor(cfg.cluster, template_gpus=res.gpus if res else 0.0)
+    runner = getattr(executor, "spec", None)  # a Ray executor's runners: their CPUs and GPU share
+    cpus, gpu_share = (runner.num_cpus, runner.gpu_fraction) if runner else (cfg.cluster.runner_num_cpus, 0.0)
     records = StageRecords(run, state.journal, lambda: state.spec, tracker, critic_on)
     status.plan = plan = StagePlan.resume(_stage_setup(exp, llm, critic_on), lambda: state.spec, state.journal,
                                           state.new_step, records.saved, unfinished)
@@ -88,7 +95,8 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
         run, state, proposer, executor, lambda node: NodeJob(node.id, node.code, exp.support_files, exp.sandbox,
                                                              cfg.cluster.scratch_dir, None),
         plan, feedback=feedback, lookahead=lookahead, proposal_concurrency=cfg.llm.max_concurrency,
-        infer_spec=lambda node: _infer_spec(exp, node), on_record=on_record, on_events=records)
+        infer_spec=lambda node: _infer_spec(exp, node), on_record=on_record, on_events=records,
+        admit=(lambda n: budget.admit_node(n.id, gpu_share, exp.sandbox.limit_s)) if budget is not None else None)
     log.info("searching with the %s proposer: stages %s, %d slots, %d proposals ahead, primary metric %s",
              proposer.name, ", ".join(f"{n} ({cfg.stages.settings[n].budget(llm is None)} nodes)"
                                       for n in cfg.stages.run),
