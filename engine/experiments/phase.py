@@ -74,16 +74,14 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
     status = Status(exp, run, state, proposer.name, llm, previous)
 
     def on_record(node: Node, outcome: NodeOutcome) -> None:
-        if budget is not None:
-            budget.node_done(node, cpus, gpu_share)  # the compute ledger: node-hours, GPU-hours
+        count_node(node)  # the compute ledger: node-hours, GPU-hours
         best = state.journal.best_node(state.spec) if state.spec else None
         tracker.log_node(node, best.metric if best else None)
         status.write("running")
 
     res = exp.template.manifest.resources if exp.template.manifest else None
     executor = start_executor(cfg.cluster, template_gpus=res.gpus if res else 0.0)
-    runner = getattr(executor, "spec", None)  # a Ray executor's runners: their CPUs and GPU share
-    cpus, gpu_share = (runner.num_cpus, runner.gpu_fraction) if runner else (cfg.cluster.runner_num_cpus, 0.0)
+    count_node, admit = _budget_hooks(budget, executor, cfg, exp.sandbox.limit_s)
     records = StageRecords(run, state.journal, lambda: state.spec, tracker, critic_on)
     status.plan = plan = StagePlan.resume(_stage_setup(exp, llm, critic_on), lambda: state.spec, state.journal,
                                           state.new_step, records.saved, unfinished)
@@ -95,8 +93,7 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
         run, state, proposer, executor, lambda node: NodeJob(node.id, node.code, exp.support_files, exp.sandbox,
                                                              cfg.cluster.scratch_dir, None),
         plan, feedback=feedback, lookahead=lookahead, proposal_concurrency=cfg.llm.max_concurrency,
-        infer_spec=lambda node: _infer_spec(exp, node), on_record=on_record, on_events=records,
-        admit=(lambda n: budget.admit_node(n.id, gpu_share, exp.sandbox.limit_s)) if budget is not None else None)
+        infer_spec=lambda node: _infer_spec(exp, node), on_record=on_record, on_events=records, admit=admit)
     log.info("searching with the %s proposer: stages %s, %d slots, %d proposals ahead, primary metric %s",
              proposer.name, ", ".join(f"{n} ({cfg.stages.settings[n].budget(llm is None)} nodes)"
                                       for n in cfg.stages.run),
@@ -118,6 +115,16 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
         raise EngineError(f"stage {plan.failed.name} found no working node, so the run stops; {why}\n"
                           f"(run directory: {run_dir})")
     return summary
+
+
+def _budget_hooks(budget: Budget | None, executor: Any, cfg: Any, limit_s: float):
+    """(count, admit): each finished node into the compute ledger, and the GPU-hour cap asked before a node starts
+    (a Ray executor's runners hold their CPUs and GPU share; nodes run without a GPU otherwise)."""
+    if budget is None:
+        return (lambda node: None), None
+    runner = getattr(executor, "spec", None)
+    cpus, share = (runner.num_cpus, runner.gpu_fraction) if runner else (cfg.cluster.runner_num_cpus, 0.0)
+    return (lambda node: budget.node_done(node, cpus, share)), (lambda node: budget.admit_node(node.id, share, limit_s))
 
 
 def _stage_setup(exp: Experiment, llm: LLM | None, critique: bool) -> StageSetup:

@@ -257,10 +257,12 @@ class LLM:
 
 
 def _maybe_billed(e: Exception) -> bool:
-    """A call that failed without a reply but may have been billed: the request reached the provider and the
-    connection was lost or timed out (an error status, such as a 429 or a 500, is not billed)."""
+    """A call that failed without a reply but may have been billed: the request reached the provider and then the
+    connection was lost or timed out. An error status (a 429, a 500) is not billed, nor a connection never made."""
     sdks = [sys.modules[name] for name in ("openai", "anthropic") if name in sys.modules]
-    return isinstance(e, tuple(m.APIConnectionError for m in sdks))  # (their timeout errors are of this kind)
+    if not isinstance(e, tuple(m.APIConnectionError for m in sdks)):  # (their timeout errors are of this kind)
+        return False
+    return type(e.__cause__).__name__ not in ("ConnectError", "ConnectTimeout")  # the HTTP client's own errors
 
 
 def _message(e: Exception) -> str:

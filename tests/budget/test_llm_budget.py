@@ -66,3 +66,15 @@ def test_a_timed_out_call_counts_at_its_bound_and_an_error_status_costs_nothing(
     assert timed_out["cost_estimated"] and timed_out["cost_usd"] == pytest.approx(bound)
     assert not refused["cost_estimated"] and refused["cost_usd"] == 0.0 and not refused["ok"]
     assert guard.spent() == pytest.approx(bound)
+
+
+def test_a_connection_never_made_costs_nothing(tmp_path):
+    guard = budget(tmp_path)
+    spec = spec_from_dict({"name": "fake-model", "base_url": "http://127.0.0.1:9/v1",  # nothing listens there
+                           "prices": {"input": 1.0, "output": 2.0}})
+    llm = LLM({"code": spec}, shipped_llm(max_retries=0, timeout_s=5, max_tokens=1000), {"OPENAI_API_KEY": "k"},
+              Ledger(tmp_path, "t"), budget=guard)
+    with pytest.raises(LLMCallError, match="Connection"):
+        llm.ask("code", "", [{"role": "user", "content": "hi"}])
+    [row] = Ledger(tmp_path, "t").rows()
+    assert row["cost_usd"] == 0.0 and not row["cost_estimated"] and guard.spent() == 0.0
