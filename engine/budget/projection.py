@@ -77,14 +77,14 @@ class Projection:
                 "tokens_per_call": self.tokens_source}
 
     def text(self) -> str:
-        rows = [("phase", "role", "model", "calls", "tokens in / out per call", "USD")]
+        rows = [("phase", "role", "for", "model", "calls", "tokens in / out per call", "USD")]
         for ln in self.lines:
             t = ln.tokens
-            rows.append((ln.phase, ln.calls.role, ln.model, f"{ln.calls.low}-{ln.calls.high}",
+            rows.append((ln.phase, ln.calls.role, ln.calls.what, ln.model, f"{ln.calls.low}-{ln.calls.high}",
                          f"{t.input[0]}-{t.input[1]} / {t.output[0]}-{t.output[1]}", _usd(ln.usd)))
         for p in self.phases:
-            rows.append((p, "(phase)", "", "", "", _usd(self.phase_usd(p))))
-        rows.append(("total", "", "", "", "", _usd(self.total_usd())))
+            rows.append((p, "(phase)", "", "", "", "", _usd(self.phase_usd(p))))
+        rows.append(("total", "", "", "", "", "", _usd(self.total_usd())))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         body = "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
         return f"projected cost of the model calls (a projection; tokens per call: {self.tokens_source}):\n{body}"

@@ -21,8 +21,8 @@ def call_plan(cfg: RunConfig) -> list[Calls]:
     plan = []
     count = ideas.num_ideas
     if ideas.load is None:
-        per_idea = ideas.num_reflections * (MAX_SEARCHES + 1 + MAX_FIXES) + 1
-        plan.append(Calls(ROLE, 2 * count, per_idea * count * reask, "drafting and refining ideas"))
+        per_idea = ideas.num_reflections * (MAX_SEARCHES + 1 + MAX_FIXES) + 1  # (its re-asks are MAX_FIXES)
+        plan.append(Calls(ROLE, 2 * count, per_idea * count, "ideas drafted and refined"))
     else:
         count = _loaded(ideas)
     if ideas.check_novelty:
