@@ -106,4 +106,12 @@ def dry_run_text(cfg: RunConfig, projection: Projection) -> str:
     caps += [f"budget.max_gpu_hours={settings.max_gpu_hours:g}"] if settings.max_gpu_hours is not None else []
     lines += [f"budget: {'; '.join(caps)}", "",
               projection.text() if projection.lines else "projected cost: $0 (no model calls)"]
+    try:
+        check_caps(cfg, settings, projection)
+    except EngineError as e:
+        lines += ["", f"this run would be refused at start-up: {str(e).splitlines()[0]}"]
+    total = projection.total_usd()
+    if settings.max_usd is not None and total is not None and total[1] > settings.max_usd:
+        lines += ["", f"the projection is above budget.max_usd={settings.max_usd:g}: the run would stop spending at "
+                      "the cap and wind down (a resume with a larger cap carries on)"]
     return "\n".join(lines)

@@ -85,4 +85,5 @@ def test_a_dry_run_prints_the_plan_and_makes_no_request(tmp_path):
     assert "nothing runs and no model is called" in out and "stages (node budget with a model): initial 2, " \
         "tuning 3" in out and f"code      {MODEL}" in out and "budget.max_usd=0.5" in out
     assert "projected cost of the model calls" in out and "experiments  code" in out
+    assert "the projection is above budget.max_usd=0.5" in out  # said before anything is spent
     assert not (run_dir / "summary.json").exists() and not (run_dir / "nodes").exists()
