@@ -73,7 +73,7 @@ def workload(n: int, median_s: float, sigma: float, seed: int) -> list[float]:
 
 
 def job(i: int, duration: float, program: str = SLEEP_PROGRAM) -> NodeJob:
-    return NodeJob(f"sim{i:04d}", program.format(duration=duration), {}, SANDBOX, None, None)
+    return NodeJob(f"sim{i:04d}", program.format(duration=duration), {}, SANDBOX, None, None, None)
 
 
 class WorkloadProposer:
@@ -126,7 +126,7 @@ def run_ours(durations: list[float], slots: int, latencies: list[float] | None =
         plan = StagePlan(setup, lambda: state.spec, state.journal, state.new_step)
         ahead = lookahead if lookahead is not None else (slots if latencies else 0)
         driver = Driver(RunDir(tmp), state, WorkloadProposer(durations, latencies), executor,
-                        lambda node: NodeJob(node.id, node.code, {}, SANDBOX, None, None), plan,
+                        lambda node: NodeJob(node.id, node.code, {}, SANDBOX, None, None, None), plan,
                         lookahead=ahead, proposal_concurrency=concurrency or max(1, slots))
         start = time.monotonic()
         driver.search()

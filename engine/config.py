@@ -174,7 +174,7 @@ def _stages(raw: dict[str, Any], budget_scale: float = 1.0) -> StagesConfig:
                                             bool(st["run_to_budget"]))
     return StagesConfig(tuple(str(n) for n in run or ()), settings, int(raw["num_seeds"]),
                         int(raw["critique_max_plots"]), float(raw["scale_up_fraction"]),
-                        float(raw["tie_break_tolerance"]), float(raw["noise_z"]))
+                        float(raw["tie_break_tolerance"]), float(raw["noise_z"]), int(raw["final_seeds"]))
 
 
 def policy_config(s: dict[str, Any]) -> PolicyConfig:

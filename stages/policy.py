@@ -18,7 +18,7 @@ from typing import Any
 from engine.errors import EngineError  # a leaf module: stages/ still imports nothing of Ray or the run directory
 from search.journal import Journal
 from search.metric import MetricSpec
-from search.node import Node
+from search.node import RERUNS, Node
 from search.operators import StageBrief
 from search.policy import Action, PolicyConfig, select_action
 from stages import rules, seeds
@@ -42,6 +42,7 @@ class StageSetup:
     ablations: tuple[str, ...] = ()  # its ablation switches: suggestions for stage 4
     seed_param: str | None = None  # the manifest's seed hyperparameter (None: look for a usual name)
     select: Select | None = None  # the model tie-break, if a model is configured for it
+    base_code: str = ""  # the template's own program (the baseline); "" when template-free
 
 
 PENDING = "pending"  # the start's seed evaluation is still running
@@ -127,9 +128,12 @@ class StagePolicy:
         if self.stop_reason is None:
             self.stop_reason, self.stopped_by_rule = reason, False
 
+    def prepare(self, node: Node) -> None:
+        """A written proposal, before it runs (the ablation stage sets its seed; the others leave it)."""
+
     def tell(self, node: Node) -> None:
         """A finished node of this stage (a search node or a seed run)."""
-        if node.operator == "seed":
+        if node.operator in RERUNS:
             return  # the seed runs are read from their nodes when all are in
         self.view.add(node)
         self.check()
@@ -273,6 +277,19 @@ class StagePolicy:
         values = [best.metric] + [n.metric for n in self.seed_runs if not n.is_buggy]
         mean, stderr = seeds.mean_stderr(values)
         return None if stderr is None or mean is None else Evidence(mean, stderr, len(values))
+
+    def candidate_values(self) -> tuple[list[float], list[int]]:
+        """The decided node's own run and its good seed runs, with their seeds (empty without a seed plan)."""
+        best = self.best
+        assert best is not None and best.metric is not None
+        values, plan_seeds = [best.metric], list(self.seed_plan.get("seeds") or [])
+        ok_seeds = plan_seeds[:1]
+        for value, node in zip(plan_seeds[1:] or [None] * len(self.seed_runs), self.seed_runs):
+            if not node.is_buggy and node.metric is not None:
+                values.append(node.metric)
+                if value is not None:
+                    ok_seeds.append(value)
+        return values, ok_seeds
 
     def summary_row(self) -> dict[str, Any]:
         """The stage's line in summary.json while it runs or after."""

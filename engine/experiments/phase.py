@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,14 +75,11 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
     status = Status(exp, run, state, proposer.name, llm, previous)
 
     def on_record(node: Node, outcome: NodeOutcome) -> None:
-        count_node(node)  # the compute ledger: node-hours, GPU-hours
         best = state.journal.best_node(state.spec) if state.spec else None
         tracker.log_node(node, best.metric if best else None)
         status.write("running")
 
-    res = exp.template.manifest.resources if exp.template.manifest else None
-    executor = start_executor(cfg.cluster, template_gpus=res.gpus if res else 0.0)
-    count_node, admit = _budget_hooks(budget, executor, cfg, exp.sandbox.limit_s)
+    executor, recorded, admit = _executor(exp, budget, on_record)
     records = StageRecords(run, state.journal, lambda: state.spec, tracker, critic_on)
     status.plan = plan = StagePlan.resume(_stage_setup(exp, llm, critic_on), lambda: state.spec, state.journal,
                                           state.new_step, records.saved, unfinished)
@@ -90,10 +88,12 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
     # ready program); the offline proposer writes at once, so none ahead
     lookahead = cfg.policy.lookahead if cfg.policy.lookahead is not None else (0 if llm is None else cfg.cluster.slots)
     status.driver = driver = Driver(
-        run, state, proposer, executor, lambda node: NodeJob(node.id, node.code, exp.support_files, exp.sandbox,
-                                                             cfg.cluster.scratch_dir, None),
+        run, state, proposer, executor, lambda node: NodeJob(
+            node.id, node.code, exp.support_files, exp.sandbox, cfg.cluster.scratch_dir, None,
+            exp.template.held_out_code if node.operator == "eval" else None),
         plan, feedback=feedback, lookahead=lookahead, proposal_concurrency=cfg.llm.max_concurrency,
-        infer_spec=lambda node: _infer_spec(exp, node), on_record=on_record, on_events=records, admit=admit)
+        infer_spec=lambda node: _infer_spec(exp, node), on_record=recorded, on_events=records,
+        held_out=exp.held_out, admit=admit)
     log.info("searching with the %s proposer: stages %s, %d slots, %d proposals ahead, primary metric %s",
              proposer.name, ", ".join(f"{n} ({cfg.stages.settings[n].budget(llm is None)} nodes)"
                                       for n in cfg.stages.run),
@@ -117,14 +117,22 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
     return summary
 
 
-def _budget_hooks(budget: Budget | None, executor: Any, cfg: Any, limit_s: float):
-    """(count, admit): each finished node into the compute ledger, and the GPU-hour cap asked before a node starts
-    (a Ray executor's runners hold their CPUs and GPU share; nodes run without a GPU otherwise)."""
+def _executor(exp: Experiment, budget: Budget | None, on_record: Callable[[Node, NodeOutcome], None]):
+    """(executor, on_record, admit) with the run's budget: each finished node goes into the compute ledger before
+    `on_record`, and the GPU-hour cap is asked before a node starts (a Ray executor's runners hold their CPUs and
+    GPU share; without Ray, nodes hold no GPU)."""
+    res = exp.template.manifest.resources if exp.template.manifest else None
+    executor = start_executor(exp.cfg.cluster, template_gpus=res.gpus if res else 0.0)
     if budget is None:
-        return (lambda node: None), None
+        return executor, on_record, None
     runner = getattr(executor, "spec", None)
-    cpus, share = (runner.num_cpus, runner.gpu_fraction) if runner else (cfg.cluster.runner_num_cpus, 0.0)
-    return (lambda node: budget.node_done(node, cpus, share)), (lambda node: budget.admit_node(node.id, share, limit_s))
+    cpus, share = (runner.num_cpus, runner.gpu_fraction) if runner else (exp.cfg.cluster.runner_num_cpus, 0.0)
+
+    def recorded(node: Node, outcome: NodeOutcome) -> None:
+        budget.node_done(node, cpus, share)  # node-hours, CPU-hours, GPU-hours
+        on_record(node, outcome)
+
+    return executor, recorded, lambda node: budget.admit_node(node.id, share, exp.sandbox.limit_s)
 
 
 def _stage_setup(exp: Experiment, llm: LLM | None, critique: bool) -> StageSetup:
@@ -133,7 +141,7 @@ def _stage_setup(exp: Experiment, llm: LLM | None, critique: bool) -> StageSetup
         stages=cfg.stages, policy=cfg.policy, offline=llm is None, critique=critique, seed=cfg.seed,
         timeout_s=exp.sandbox.limit_s, tunables=tuple(manifest.tunables) if manifest else (),
         ablations=tuple(manifest.ablations) if manifest else (), seed_param=manifest.seed_param if manifest else None,
-        select=LLMSelector(llm) if llm is not None and llm.has("select") else None)
+        select=LLMSelector(llm) if llm is not None and llm.has("select") else None, base_code=exp.base_code)
 
 
 def _log_resumed(plan: StagePlan) -> None:

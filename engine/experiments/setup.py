@@ -11,6 +11,7 @@ from engine.errors import EngineError
 from engine.experiments.template import Template, load_template, template_free
 from engine.sandbox.config import SandboxConfig
 from engine.sandbox.run import bwrap_path
+from search import held_out
 from search.metric import MetricSpec, guess_direction, metric_names
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,11 @@ class Experiment:
     spec: MetricSpec | None  # None: inferred from the baseline
     sandbox: SandboxConfig
     support_files: dict[str, bytes]  # read once: runners get bytes, never the template's path
+
+    @property
+    def held_out(self) -> tuple[str, ...]:
+        """Metrics the search never sees (the manifest's held_out)."""
+        return self.template.manifest.held_out if self.template.manifest else ()
 
 
 def prepare(cfg: RunConfig) -> Experiment:
@@ -45,6 +51,9 @@ def prepare(cfg: RunConfig) -> Experiment:
                           "set topic.profile=null")
     base_code = template.code_for_profile(profile)
     spec = _metric_spec(cfg, template)
+    if spec is not None and manifest is not None and spec.name in manifest.held_out:
+        raise EngineError(f"the primary metric {spec.name!r} is held out in {template.path / 'manifest.yaml'} "
+                          "(held_out): the search decides on the primary metric, so choose another (topic.metric)")
     res = manifest.resources if manifest else None
     sandbox = cfg.sandbox.for_template(res.timeout_s if res else None, res.memory_gb if res else None)
     bwrap_path(sandbox)  # warn (or refuse, with use_bwrap=always) before any work
@@ -62,7 +71,9 @@ def _metric_spec(cfg: RunConfig, template: Template) -> MetricSpec | None:
             return MetricSpec(manifest_metric.name, cfg.topic.direction)
         return manifest_metric
     if template.baseline_final_info is not None:
-        return first_metric(template.baseline_final_info, cfg, "the template's run_0/final_info.json")
+        visible, _ = held_out.split(template.baseline_final_info, template.manifest.held_out if template.manifest
+                                    else ())
+        return first_metric(visible, cfg, "the template's run_0/final_info.json")
     return None
 
 

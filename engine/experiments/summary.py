@@ -17,7 +17,7 @@ from engine.rundir import RunDir, read_json, write_json
 from engine.viewer import write_viewer
 from search.measures import slot_utilization
 from search.metric import MetricSpec
-from search.node import TREE_FIELDS, Node, node_record
+from search.node import RERUNS, TREE_FIELDS, Node, node_record
 from stages.plan import StagePlan
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class Status:
         for row in summary["stages"] if self.driver is not None and self.driver.stopped else []:
             if row["why"] == "running":  # a stage the budget stopped: undecided, a resume continues it
                 row["why"] = f"stopped by the budget: {self.driver.stopped}"
+        summary |= self.plan.outcome() if self.plan else {"result": None, "ablations": None}
         summary |= self._search_figures(prior)
         summary["dropped_proposals"] = len(self.run.dropped_ids())
         summary |= cost_summary(self.llm.ledger.rows() if self.llm and self.llm.ledger else [], self.run.dropped_ids())
@@ -91,11 +92,8 @@ def make_summary(exp: Experiment, state: SearchState, wall_s: float, status: str
     best, choice = chosen if chosen else (j.best_node(spec) if spec else None, {})
     if best is not None and not choice and spec is not None:
         choice = {"chosen_by": "metric", "reason": f"the best {spec.name} of the run"}
-    searched = [n for n in j if n.operator not in ("copy", "seed")]
+    searched = [n for n in j if n.operator not in ("copy", *RERUNS)]
     baseline, source = _baseline(exp, state)
-    improvement = None
-    if baseline is not None and best is not None and spec is not None:
-        improvement = (best.metric - baseline) if spec.maximize else (baseline - best.metric)
     return {
         "topic": exp.cfg.topic.name,
         "template": str(exp.template.path),
@@ -106,14 +104,16 @@ def make_summary(exp: Experiment, state: SearchState, wall_s: float, status: str
         "primary_metric": {"name": spec.name if spec else None, "direction": spec.direction if spec else None},
         "baseline": baseline,
         "baseline_source": source,
+        # the node the search chose and ONE run of it; what the run claims is `result` (fresh seeds, an interval)
         "best": None if best is None else {"node_id": best.id, "step": best.step, "value": best.metric,
-                                           "stage": best.stage, "plan": best.plan} | choice,
-        "improvement_over_baseline": improvement,
+                                           "value_is": "a single run", "stage": best.stage, "plan": best.plan}
+        | choice,
         # the programs the search wrote and ran; a stage's starting copies and the seed re-runs are counted apart
         "nodes": {"total": len(searched), "good": sum(1 for n in searched if n.is_buggy is False),
                   "buggy": sum(1 for n in searched if n.is_buggy),
                   "copies": sum(1 for n in j if n.operator == "copy"),
-                  "seed_runs": sum(1 for n in j if n.operator == "seed")},
+                  "seed_runs": sum(1 for n in j if n.operator == "seed"),
+                  "final_runs": sum(1 for n in j if n.operator == "eval")},
         "wall_time_s": round(wall_s, 1),
     }
 

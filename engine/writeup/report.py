@@ -23,17 +23,22 @@ class BuiltDocument:
 def build_report(paper_dir: Path, template: str, facts: RunFacts, figures: Sequence[Any], timeout_s: float,
                  why: str | None = None) -> BuiltDocument:
     """Write paper_dir/paper.tex from the facts, compile it, check it (integrity.json)."""
+    tex = report_latex(template, facts, figures, why)
+    path = paper_dir / "paper.tex"
+    path.write_text(tex)
+    compiled = compile_latex(paper_dir, timeout_s, bibtex=False, chktex=False)
+    checks = run_checks(paper_dir, tex, compiled.pdf, facts.ledger, None, set())
+    write_integrity(paper_dir, checks, kind="results report", compile=compiled.to_dict())
+    return BuiltDocument(path, compiled, checks)
+
+
+def report_latex(template: str, facts: RunFacts, figures: Sequence[Any], why: str | None = None) -> str:
+    """The report's LaTeX: the template's title and abstract filled, its sections replaced by the report's."""
     title = escape(facts.idea.get("Title") or facts.idea.get("Name") or f"Results of the {facts.topic} run")
     tex = fill(with_disclosure(template, REPORT_DISCLOSURE), title + r"\\ \large Results report",
                _abstract(facts, why), {}, bibliography=False)
     body = "\n".join([_idea(facts), _results(facts), _figures(figures), _run_facts(facts)])
-    tex = _replace_sections(tex, body)
-    path = paper_dir / "paper.tex"
-    path.write_text(tex)
-    compiled = compile_latex(paper_dir, timeout_s, bibtex=False, chktex=False)
-    checks = run_checks(paper_dir, tex, compiled.pdf, facts.numbers, None, set())
-    write_integrity(paper_dir, checks, kind="results report", compile=compiled.to_dict())
-    return BuiltDocument(path, compiled, checks)
+    return _replace_sections(tex, body)
 
 
 def _replace_sections(tex: str, body: str) -> str:
@@ -80,7 +85,7 @@ def _results(f: RunFacts) -> str:
         f"\\caption{{The stages: nodes run / budget, best value of {escape(f.metric)}, "
         "the seed evaluation and how each stage ended.}\\label{tab:stages}",
         "\\begin{tabular}{lllp{3.2cm}p{5.2cm}}\\toprule",
-        "stage & nodes & best & seeds & how it ended \\\\\\midrule", *rows, "\\bottomrule\\end{tabular}",
+        "stage & nodes / budget & best & seeds & how it ended \\\\\\midrule", *rows, "\\bottomrule\\end{tabular}",
         "\\end{table}"]
     for s in f.stages:
         parts.append(_stage_table(s))

@@ -63,8 +63,9 @@ def tuning_driver(tmp_path, proposer, executor, budget=10, concurrency=4, lookah
     plan = StagePlan.resume(setup, lambda: SPEC, state.journal, state.new_step,
                             lambda name: (record, None) if name == "initial" else (None, None))
     sandbox = shipped_sandbox()
-    return Driver(RunDir(tmp_path), state, proposer, executor, lambda n: NodeJob(n.id, n.code, {}, sandbox, None, None),
-                  plan, lookahead=lookahead, proposal_concurrency=concurrency)
+    return Driver(RunDir(tmp_path), state, proposer, executor,
+                  lambda n: NodeJob(n.id, n.code, {}, sandbox, None, None, None), plan, lookahead=lookahead,
+                  proposal_concurrency=concurrency)
 
 
 def ran(d):

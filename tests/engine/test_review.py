@@ -117,7 +117,7 @@ def test_a_pdf_without_text_is_refused_naming_the_file(tmp_path):
     with pytest.raises(PaperError, match=r"scanned\.pdf: only \d+ characters"):
         load_paper(pdf)
     (tmp_path / "broken.pdf").write_text("not a pdf")
-    with pytest.raises(PaperError, match="broken.pdf: cannot read"):
+    with pytest.raises(PaperError, match="broken.pdf: not a PDF"):
         load_paper(tmp_path / "broken.pdf")
 
 
