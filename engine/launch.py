@@ -18,6 +18,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from engine import config as config_mod
 from engine import interrupt
+from engine.budget.guard import Budget
+from engine.budget.projection import project
+from engine.budget.settings import BudgetSettings
+from engine.budget.start import dry_run_text, open_budget
 from engine.errors import EngineError
 from engine.llm.ledger import Ledger
 from engine.llm.service import LLM
@@ -41,16 +45,17 @@ ConfigStore.instance().store(group="hydra/launcher", name="engine_ray", node={"_
                              provider="ai-scientist-engine")
 
 
-def build_llm(settings: config_mod.RunConfig, run_dir: Path) -> LLM | None:
-    """The run's LLM (roles, ledger, transcripts), or a replayer of a recorded run; None when offline."""
+def build_llm(settings: config_mod.RunConfig, run_dir: Path, budget: Budget | None = None) -> LLM | None:
+    """The run's LLM (roles, ledger, transcripts, the budget's check before each call), or a replayer of a recorded
+    run; None when offline."""
     if settings.proposer == "offline":
         return None
     ledger, recorder = Ledger(run_dir, run_dir.name), Recorder(run_dir)
     if settings.replay_run is not None:
         # the replay's own transcripts say what it served (replayed or, with replay.fallback=live, asked)
         return LLM(settings.roles, settings.llm, os.environ, ledger, recorder, Replayer(settings.replay_run),
-                   replay_fallback=settings.replay_fallback)
-    return LLM(settings.roles, settings.llm, os.environ, ledger, recorder)
+                   replay_fallback=settings.replay_fallback, budget=budget)
+    return LLM(settings.roles, settings.llm, os.environ, ledger, recorder, budget=budget)
 
 
 def with_new_keys(saved: Any, cfg: DictConfig) -> dict[str, Any]:
@@ -96,13 +101,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         if not saved.is_file():
             raise EngineError(f"resume={cfg.resume}: no config.yaml there; is it a run directory of this engine?")
         resolved = with_new_keys(OmegaConf.to_container(OmegaConf.load(saved), resolve=True), cfg)
-        # which phases to run is the one thing a resume takes from the command line
-        given = {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
-        for key in ("phases", "redo"):
-            if f"pipeline.{key}" in given:
-                resolved.setdefault("pipeline", {})[key] = OmegaConf.to_container(cfg.pipeline[key])
+        # which phases to run, and what the run may spend, are what a resume takes from the command line
+        given = [o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task]
+        for key in given:
+            if key in ("pipeline.phases", "pipeline.redo", "pipeline.dry_run") or key.startswith("budget."):
+                _set_path(resolved, key, OmegaConf.to_container(cfg, resolve=True))
         log.info("resuming %s with its saved config (overrides on this command line are ignored, except "
-                 "pipeline.phases and pipeline.redo)", run_dir)
+                 "pipeline.phases, pipeline.redo, pipeline.dry_run and budget.*)", run_dir)
     else:
         resolved = OmegaConf.to_container(cfg, resolve=True)
         assert isinstance(resolved, dict)
@@ -112,8 +117,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         write_atomic(saved, OmegaConf.to_yaml(OmegaConf.create(resolved)))
     assert isinstance(resolved, dict)
     settings = config_mod.build(resolved)
-    llm = build_llm(settings, run_dir)
-    ctx = PhaseContext(run_dir, settings, llm, NullTracker())
+    if PipelineSettings.of(settings).dry_run:
+        projection = project(settings, settings.section("budget", BudgetSettings), run_dir.parent, run_dir)
+        print(dry_run_text(settings, projection), flush=True)
+        return {}
+    budget = open_budget(settings, run_dir)  # the projection is said, and a cap that cannot work refused, here
+    llm = build_llm(settings, run_dir, budget)
+    ctx = PhaseContext(run_dir, settings, llm, NullTracker(), budget)
     preflight(ctx)  # tools, models and keys are checked before any work or money is spent
     log.info("run directory: %s; phases: %s", run_dir, ", ".join(PipelineSettings.of(settings).phases))
     ctx.tracker = make_tracker(settings.tracking, run_dir, run_dir.name, resolved)
@@ -133,6 +143,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if summary.get("result") is not None:
         log.info("%s", result_line(summary["result"]))  # the last line: what the run claims
     return summary
+
+
+def _set_path(into: dict[str, Any], dotted: str, source: dict[str, Any]) -> None:
+    """into[a][b] = source[a][b] for dotted = "a.b" (a key the command line gave)."""
+    *parents, last = dotted.split(".")
+    for part in parents:
+        source = source[part]
+        into = into.setdefault(part, {})
+    into[last] = source[last]
 
 
 def sweeping() -> bool:

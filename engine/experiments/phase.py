@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import EngineError
 from engine.experiments.llm_proposer import Context, LLMFeedback, LLMProposer, LLMSelector
@@ -28,6 +29,9 @@ from search.operators import BaselineFirst
 from stages.plan import StagePlan
 from stages.policy import StageSetup
 
+if TYPE_CHECKING:
+    from engine.budget.guard import Budget
+
 log = logging.getLogger(__name__)
 
 
@@ -37,7 +41,7 @@ def run_phase(ctx: PhaseContext) -> dict[str, Any]:
     idea = read_json(ctx.run_dir / "idea.json")
     if idea is None:  # the ideas phase did not run (pipeline.phases=[experiments] on a fresh run directory)
         idea = seed_idea(exp.template, ctx.cfg.proposer)
-    summary = run_search(exp, ctx.run_dir, idea, ctx.tracker, ctx.llm)
+    summary = run_search(exp, ctx.run_dir, idea, ctx.tracker, ctx.llm, ctx.budget)
     best = summary.get("best") or {}
     return {"summary": "summary.json", "tree": "tree.json", "best_node": best.get("node_id"),
             "best_value": best.get("value"), "primary_metric": summary["primary_metric"],
@@ -53,7 +57,7 @@ def seed_idea(template: Template, proposer: str) -> dict[str, Any]:
 
 
 def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tracker,
-               llm: LLM | None = None) -> dict[str, Any]:
+               llm: LLM | None = None, budget: Budget | None = None) -> dict[str, Any]:
     """Run (or resume) the tree search in `run_dir`; returns the summary written to summary.json."""
     cfg, run = exp.cfg, RunDir(run_dir)
     finished, unfinished, previous = run.load_nodes(), run.load_pending(), read_summary(run_dir)
@@ -77,8 +81,7 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
         tracker.log_node(node, best.metric if best else None)
         status.write("running")
 
-    res = exp.template.manifest.resources if exp.template.manifest else None
-    executor = start_executor(cfg.cluster, template_gpus=res.gpus if res else 0.0)
+    executor, recorded, admit = _executor(exp, budget, on_record)
     records = StageRecords(run, state.journal, lambda: state.spec, tracker, critic_on)
     status.plan = plan = StagePlan.resume(_stage_setup(exp, llm, critic_on), lambda: state.spec, state.journal,
                                           state.new_step, records.saved, unfinished)
@@ -91,8 +94,8 @@ def run_search(exp: Experiment, run_dir: Path, idea: dict[str, Any], tracker: Tr
             node.id, node.code, exp.support_files, exp.sandbox, cfg.cluster.scratch_dir, None,
             exp.template.held_out_code if node.operator == "eval" else None),
         plan, feedback=feedback, lookahead=lookahead, proposal_concurrency=cfg.llm.max_concurrency,
-        infer_spec=lambda node: _infer_spec(exp, node), on_record=on_record, on_events=records,
-        held_out=exp.held_out)
+        infer_spec=lambda node: _infer_spec(exp, node), on_record=recorded, on_events=records,
+        held_out=exp.held_out, admit=admit)
     _log_start(exp, proposer.name, llm is None, lookahead, spec)
     try:
         driver.search(resumed=unfinished)
@@ -131,6 +134,24 @@ def _check_held_out(exp: Experiment, node: Node, warned: set[str]) -> None:
         where = "its held_out.py" if exp.template.held_out_code else "its experiment.py (final_info.json)"
         log.warning("held-out metric %s is not written by the template %s (%s): result.held_out will lack it",
                     ", ".join(missing), exp.template.path, where)
+
+
+def _executor(exp: Experiment, budget: Budget | None, on_record: Callable[[Node, NodeOutcome], None]):
+    """(executor, on_record, admit) with the run's budget: each finished node goes into the compute ledger before
+    `on_record`, and the GPU-hour cap is asked before a node starts (a Ray executor's runners hold their CPUs and
+    GPU share; without Ray, nodes hold no GPU)."""
+    res = exp.template.manifest.resources if exp.template.manifest else None
+    executor = start_executor(exp.cfg.cluster, template_gpus=res.gpus if res else 0.0)
+    if budget is None:
+        return executor, on_record, None
+    runner = getattr(executor, "spec", None)
+    cpus, share = (runner.num_cpus, runner.gpu_fraction) if runner else (exp.cfg.cluster.runner_num_cpus, 0.0)
+
+    def recorded(node: Node, outcome: NodeOutcome) -> None:
+        budget.node_done(node, cpus, share)  # node-hours, CPU-hours, GPU-hours
+        on_record(node, outcome)
+
+    return executor, recorded, lambda node: budget.admit_node(node.id, share, exp.sandbox.limit_s)
 
 
 def _stage_setup(exp: Experiment, llm: LLM | None, critique: bool) -> StageSetup:

@@ -21,7 +21,8 @@ from search.node import RERUNS, TREE_FIELDS, Node, node_record
 from stages.plan import StagePlan
 
 log = logging.getLogger(__name__)
-PIPELINE_KEYS = ("phases", "idea", "paper", "review")  # summary.json keys the pipeline writes, kept as they are
+# summary.json keys the pipeline writes, kept as they are
+PIPELINE_KEYS = ("phases", "idea", "paper", "review", "budget", "compute")
 
 
 @dataclass
@@ -44,6 +45,9 @@ class Status:
         wall = float(prior.get("wall_time_s", 0.0)) + time.monotonic() - self.started
         summary = make_summary(self.exp, self.state, wall, status, str(self.run.path), self.proposer, chosen)
         summary["stages"] = self.plan.rows() if self.plan else []
+        for row in summary["stages"] if self.driver is not None and self.driver.stopped else []:
+            if row["why"] == "running":  # a stage the budget stopped: undecided, a resume continues it
+                row["why"] = f"stopped by the budget: {self.driver.stopped}"
         summary |= self.plan.outcome() if self.plan else {"result": None, "ablations": None}
         summary |= self._search_figures(prior)
         summary["dropped_proposals"] = len(self.run.dropped_ids())

@@ -13,6 +13,18 @@ from engine.errors import EngineError
 MODEL_DIR = Path(__file__).resolve().parents[1] / "conf" / "model"  # engine/conf: the package's own
 PROVIDERS = ("openai", "anthropic", "bedrock", "vertex")
 ROLES = ("code", "feedback", "vision", "select", "summary", "review", "ideation", "citation", "writeup")
+# what the call path honours (conf/model/*.yaml `quirks`; docs/models-and-budget.md says what each means)
+QUIRKS = {
+    "system_message": "false: the system prompt goes as the first user turn (OpenAI o1-era models)",
+    "temperature": "false: no temperature is sent (reasoning models, Anthropic thinking, Gemini 3)",
+    "fixed_temperature": "a number sent whatever llm.temperature says",
+    "reasoning_effort": "OpenAI-compatible reasoning models: sent as reasoning_effort (low, medium, high, ...)",
+    "thinking": "Anthropic: adaptive (thinking: {type: adaptive}) or enabled (with thinking_budget); then no "
+                "temperature and no forced tool choice",
+    "thinking_budget": "Anthropic thinking: enabled: budget_tokens, added to the call's output limit",
+    "max_tokens_param": "OpenAI-compatible: max_completion_tokens or max_tokens (default: the first for OpenAI's "
+                        "own API, the second for other servers)",
+}
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,7 @@ class ModelSpec:
     tool_calling: bool = True
     structured_output: bool = False
     max_output_tokens: int = 8192
+    context_window: int | None = None
     quirks: dict[str, Any] = field(default_factory=dict)
     registry_name: str | None = None  # the conf/model file it came from, if any
 
@@ -58,6 +71,21 @@ class ModelSpec:
     def fixed_temperature(self) -> float | None:
         return self.quirks.get("fixed_temperature")
 
+    @property
+    def thinking(self) -> str | None:
+        """Anthropic thinking: None, "adaptive" or "enabled"."""
+        return self.quirks.get("thinking") or None
+
+    @property
+    def reasoning_effort(self) -> str | None:
+        return self.quirks.get("reasoning_effort") or None
+
+    def output_limit(self, requested: int) -> int:
+        """The output tokens a call may produce (what the request sends as its limit, and what the budget bounds
+        its cost by): the tokens asked for (plus an Anthropic thinking budget), within the model's limit."""
+        extra = int(self.quirks.get("thinking_budget") or 0) if self.thinking == "enabled" else 0
+        return min(requested + extra, self.max_output_tokens)
+
 
 def spec_from_dict(raw: dict[str, Any], registry_name: str | None = None) -> ModelSpec | None:
     """A ModelSpec from a conf/model entry or the `model` config; None when no model is configured."""
@@ -70,6 +98,16 @@ def spec_from_dict(raw: dict[str, Any], registry_name: str | None = None) -> Mod
         raise EngineError(f"model.provider must be one of {', '.join(PROVIDERS)}, got {provider!r}")
     prices = raw.get("prices") or {}
     release = raw.get("release_date")
+    quirks = dict(raw.get("quirks") or {})
+    unknown = sorted(set(quirks) - set(QUIRKS))
+    if unknown:
+        raise EngineError(f"model {raw['name']}: quirks.{unknown[0]} is not a quirk the call path knows; known: "
+                          f"{', '.join(QUIRKS)}")
+    if quirks.get("thinking") not in (None, "adaptive", "enabled"):
+        raise EngineError(f"model {raw['name']}: quirks.thinking must be adaptive, enabled or null, got "
+                          f"{quirks['thinking']!r}")
+    if quirks.get("thinking") == "enabled" and not isinstance(quirks.get("thinking_budget"), int):
+        raise EngineError(f"model {raw['name']}: quirks.thinking=enabled needs quirks.thinking_budget (tokens)")
     return ModelSpec(
         name=str(raw["name"]), provider=provider, base_url=raw.get("base_url"),
         api_key_env=raw.get("api_key_env") or ("ANTHROPIC_API_KEY" if provider == "anthropic" else "OPENAI_API_KEY"),
@@ -78,7 +116,8 @@ def spec_from_dict(raw: dict[str, Any], registry_name: str | None = None) -> Mod
         release_date=release.isoformat() if isinstance(release, dt.date) else release,
         vision=bool(raw.get("vision", False)), tool_calling=bool(raw.get("tool_calling", True)),
         structured_output=bool(raw.get("structured_output", False)),
-        max_output_tokens=int(raw.get("max_output_tokens") or 8192), quirks=dict(raw.get("quirks") or {}),
+        max_output_tokens=int(raw.get("max_output_tokens") or 8192),
+        context_window=int(raw["context_window"]) if raw.get("context_window") else None, quirks=quirks,
         registry_name=registry_name)
 
 

@@ -28,7 +28,7 @@ from search.journal import Journal
 from search.judge import judge
 from search.metric import MetricSpec
 from search.node import RERUNS, ExecResult, Node
-from search.operators import NothingLeft, Proposal, Proposer, propose
+from search.operators import NothingLeft, Proposal, Proposer, StopSearch, propose
 from stages.plan import StagePlan, Started
 from stages.policy import StagePolicy
 
@@ -56,11 +56,15 @@ class Driver:
                  lookahead: int = 0, proposal_concurrency: int = 1,
                  infer_spec: Callable[[Node], MetricSpec | None] | None = None,
                  on_record: Callable[[Node, NodeOutcome], None] | None = None,
-                 on_events: Callable[[list[Any]], None] | None = None, held_out: tuple[str, ...] = ()):
+                 on_events: Callable[[list[Any]], None] | None = None, held_out: tuple[str, ...] = (),
+                 admit: Callable[[Node], str | None] | None = None):
         self.run, self.state, self.proposer, self.executor, self.make_job = run, state, proposer, executor, make_job
         self.plan, self.feedback, self.lookahead, self.infer_spec = plan, feedback, max(0, lookahead), infer_spec
         self.on_record = on_record or (lambda node, outcome: None)
         self.on_events = on_events or (lambda events: None)
+        # before a node starts: None, or why it may not (the run's compute budget), which stops the search
+        self.admit = admit or (lambda node: None)
+        self.stopped: str | None = None  # why the search winds down early (a budget): no new proposals
         self.pool = ThreadPoolExecutor(max_workers=max(1, proposal_concurrency), thread_name_prefix="propose")
         self.proposing: dict[Future, Node] = {}  # programs being written
         self.ready: list[Node] = []  # written, waiting for a slot
@@ -113,6 +117,8 @@ class Driver:
                     self._advance()
                     self._refill()
                     if not self._unfinished() and not self.plan.finished:
+                        if self.stopped:
+                            break  # the stages in progress stay undecided: a resume continues them
                         raise EngineError("the search has nothing to run and is not over (an engine fault): " +
                                           "; ".join(f"{s.name}: {s.status}" for s in self.plan.stages))
                     continue
@@ -146,12 +152,28 @@ class Driver:
                 node = self.plan.next_seed()
             if node is None:
                 return
+            why = self.admit(node)
+            if why is not None:
+                self._stop(why, keep=node)
+                return
             self._submit(node)
+
+    def _stop(self, why: str, keep: Node | None = None) -> None:
+        """The run's budget is spent: nothing new is written or started; running nodes finish and are recorded.
+        Programs already written wait in pending/ for a resume (a seed run is planned again by its stage)."""
+        if self.stopped is None:
+            self.stopped = why
+            log.warning("=== the search stops: %s; running nodes finish and are recorded", why)
+        for fut in [f for f in self.proposing if f.cancel()]:
+            del self.proposing[fut]
+        for node in self.queued + self.ready + ([keep] if keep is not None and keep.operator != "seed" else []):
+            self.run.add_pending(node)
+        self.queued, self.ready = [], []
 
     def _top_up(self) -> int:
         """Keep proposals being written for every free slot plus `lookahead` more; returns how many were asked."""
         stage, asked_for = self.plan.searching, 0
-        if stage is None:
+        if stage is None or self.stopped:
             return 0
         want = self._capacity() + self.lookahead - len(self.proposing) - len(self.ready)
         while want > 0:
@@ -182,6 +204,9 @@ class Driver:
                 if stage is not None:
                     stage.nothing_left(str(e))
                 continue
+            except StopSearch as e:  # the run's budget: no call was made for this node
+                self._stop(str(e))
+                continue
             except Exception as e:  # noqa: BLE001 - a failed proposal is a buggy node, not a dead run
                 log.warning("proposing node %d failed: %s", node.step, e)
                 node.plan, node.code = f"{node.operator} (proposal failed)", ""
@@ -195,6 +220,9 @@ class Driver:
                     exc_type="UnnamedChange", exc_message=unnamed, killed_reason="proposal")))
                 continue
             self.plan.prepare(node)
+            if self.stopped:  # written (and paid for) after the stop: it runs on resume
+                self.run.add_pending(node)
+                continue
             self.ready.append(node)
 
     def _next_ready(self) -> Node | None:

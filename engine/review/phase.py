@@ -48,6 +48,8 @@ def run_phase(ctx: PhaseContext) -> dict[str, Any]:
     cfg = ReviewConfig.of(ctx.cfg)
     out = ctx.run_dir / "review.json"
     review = read_json(out) or {}
+    if "Overall" not in review and ctx.budget is not None and (why := ctx.budget.afford_phase("review", "a review")):
+        raise PhaseSkipped(f"the budget cannot pay for a review: {why}")
     if "Overall" not in review:  # a resumed phase keeps a review already written
         found = read_paper(ctx.run_dir / paper["pdf"])
         log.info("reviewing %s with %s (ensemble %d, %d reflections, %d few-shot)", paper["pdf"],
@@ -58,6 +60,9 @@ def run_phase(ctx: PhaseContext) -> dict[str, Any]:
                                     temperature=cfg.temperature, llm=ctx.llm,
                                     max_concurrency=ctx.cfg.llm.max_concurrency)
         except (ReviewError, LLMCallError) as e:
+            stop = ctx.budget.stopped_in("review") if ctx.budget is not None else None
+            if stop:  # every member the budget let through failed or was refused
+                raise PhaseSkipped(f"the budget stopped the review: {stop}") from None
             raise EngineError(f"the review of {paper['pdf']} failed: {e}") from None
         review = {"paper": paper["pdf"], "model": ctx.llm.model_name("review")} | with_findings(
             review, found, cfg.on_hidden_text)

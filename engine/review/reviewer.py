@@ -214,7 +214,10 @@ def spec_for(model: str, provider: str) -> ModelSpec:
     for file in sorted(MODEL_DIR.glob("*.yaml")):
         if file.stem in ("none", "replay"):
             continue
-        spec = load_registered(file.stem)
+        try:
+            spec = load_registered(file.stem)
+        except EngineError:  # a preset for a server of your own (vllm, ollama, llamacpp): no name until given one
+            continue
         if spec.name == model or file.stem == model:
             return spec
     return ModelSpec(name=model, provider=provider)
