@@ -44,9 +44,11 @@ from engine.nodes.node_exec import NodeJob, NodeOutcome, execute_node
 from engine.nodes.ray_executor import RayExecutor, RunnerSpec
 from engine.rundir import RunDir
 from search.journal import Journal
+from search.measures import busy_share, spans
 from search.metric import MetricSpec
 from search.operators import Proposal
-from stages.policy import StagePlan, StageSetup
+from stages.plan import StagePlan
+from stages.policy import StageSetup
 from stages.spec import StageSettings
 
 SLEEP_PROGRAM = """import json, os, time
@@ -71,7 +73,7 @@ def workload(n: int, median_s: float, sigma: float, seed: int) -> list[float]:
 
 
 def job(i: int, duration: float, program: str = SLEEP_PROGRAM) -> NodeJob:
-    return NodeJob(f"sim{i:04d}", program.format(duration=duration), {}, SANDBOX, None, None)
+    return NodeJob(f"sim{i:04d}", program.format(duration=duration), {}, SANDBOX, None, None, None)
 
 
 class WorkloadProposer:
@@ -103,13 +105,11 @@ class WorkloadProposer:
 
 
 def utilization(intervals: list[tuple[float, float]], slots: int) -> tuple[float, float, float]:
-    """(steady-state utilization, makespan, steady window) from (start, end) wall-clock intervals."""
+    """(steady-state utilization on the programs' own time, makespan, steady window) from (start, end)
+    wall-clock intervals (search/measures.py defines the measure)."""
     first = min(s for s, _ in intervals)
-    last_start = max(s for s, _ in intervals)
-    makespan = max(e for _, e in intervals) - first
-    window = last_start - first
-    busy = sum(max(0.0, min(e, last_start) - s) for s, e in intervals)
-    return busy / (slots * window), makespan, window
+    share = busy_share(intervals, slots, steady=True)
+    return share or 0.0, max(e for _, e in intervals) - first, max(s for s, _ in intervals) - first
 
 
 def run_ours(durations: list[float], slots: int, latencies: list[float] | None = None,
@@ -126,15 +126,14 @@ def run_ours(durations: list[float], slots: int, latencies: list[float] | None =
         plan = StagePlan(setup, lambda: state.spec, state.journal, state.new_step)
         ahead = lookahead if lookahead is not None else (slots if latencies else 0)
         driver = Driver(RunDir(tmp), state, WorkloadProposer(durations, latencies), executor,
-                        lambda node: NodeJob(node.id, node.code, {}, SANDBOX, None, None), plan,
+                        lambda node: NodeJob(node.id, node.code, {}, SANDBOX, None, None, None), plan,
                         lookahead=ahead, proposal_concurrency=concurrency or max(1, slots))
         start = time.monotonic()
         driver.search()
         wall = time.monotonic() - start
         executor.shutdown()
         nodes = [n for n in state.journal.nodes if n.operator != "copy"]
-    intervals = [(n.exec.started_at, n.exec.started_at + n.exec.exec_time_s) for n in nodes]
-    util, makespan, window = utilization(intervals, slots)
+    util, makespan, window = utilization(spans(nodes, "program"), slots)
     return {"wall_s": wall, "makespan_s": makespan, "steady_window_s": window, "slot_utilization": util,
             "nodes_per_hour": len(nodes) / wall * 3600, "buggy": sum(1 for n in nodes if n.is_buggy),
             "driver_overhead_ms": 1000 * statistics.median(driver.overhead_s), "lookahead": ahead,

@@ -24,6 +24,8 @@ def papers_section(result: dict[str, Any]) -> list[str]:
     if shots.get("reviews_with_other_examples"):
         lines.append(f"{shots['reviews_with_other_examples']} of the reviews were made by an earlier run with other "
                      "few-shot examples (the `fewshot` column of reviews.parquet names them).")
+    if result.get("integrity"):
+        lines += ["", *integrity_section(result["integrity"])]
     for key, what in (("failed", "Failed reviews (the model was asked, no usable review came back)"),
                       ("skipped", "Skipped (no usable PDF: the model was not asked)")):
         items = result[key]
@@ -31,6 +33,32 @@ def papers_section(result: dict[str, Any]) -> list[str]:
             lines += ["", f"{what}:", ""] + [f"- {i['paper_id']}: {i['reason']}" for i in items[:LISTED]]
             if len(items) > LISTED:
                 lines.append(f"- ... and {len(items) - LISTED} more (metrics.json lists them all)")
+    return lines
+
+
+def integrity_counts(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Which reviewed papers' PDFs held hidden text or instructions to a model (rows reviewed by a version before
+    the loader looked for them have no such column and are not counted)."""
+    def listed(row: dict[str, Any], key: str) -> list:
+        value = row.get(key)
+        return (json.loads(value) if isinstance(value, str) else value) or []
+
+    checked = [r for r in rows if r.get("hidden_text") is not None]
+    return {"checked": len(checked), "hidden_text": [r["paper_id"] for r in checked if listed(r, "hidden_text")],
+            "suspicious_text": [r["paper_id"] for r in checked if listed(r, "suspicious_text")]}
+
+
+def integrity_section(found: dict[str, Any]) -> list[str]:
+    hidden, suspicious = found["hidden_text"], found["suspicious_text"]
+    fate = ("their Decision is Reject" if found.get("on_hidden_text") == "reject" else
+            "their decision stays the reviewer's")
+    lines = [f"Hidden text (removed before the model read the paper; --on-hidden-text {found.get('on_hidden_text')}: "
+             f"{fate}): {len(hidden)} of the {found['checked']} papers read by the loader"
+             + (f" ({', '.join(hidden[:LISTED])}{' ...' if len(hidden) > LISTED else ''})." if hidden else "."),
+             f"Suspicious visible text (instructions to a model; flagged, not removed): {len(suspicious)} papers"
+             + (f" ({', '.join(suspicious[:LISTED])}{' ...' if len(suspicious) > LISTED else ''})." if suspicious
+                else "."),
+             "The passages are in reviews.parquet (columns hidden_text and suspicious_text)."]
     return lines
 
 

@@ -12,8 +12,10 @@ the model SDK, --max-retries times, with its back-off). Each review is saved to 
 finishes; a failed one is saved to <out-dir>/failed/ instead, and the next run reviews it again (and skips the
 reviewed ones). The first --num_fs_examples examples of --fewshot-dir (the v1 layout: <name>.txt or <name>.pdf
 next to <name>.json) are shown to the reviewer; fewer is an error unless --allow-fewer-shots, and an example
-that is one of the evaluated papers is refused. The report (markdown, JSON, ROC and acceptance-rate PNGs, a
-Parquet table) is written to <out-dir>.
+that is one of the evaluated papers is refused. Each PDF is read as the review phase reads it (engine/review/
+paper.py: visible text only; hidden text removed and listed, instructions to a model flagged) and
+--on-hidden-text decides what a paper with hidden text gets. The report (markdown, JSON, ROC and acceptance-rate
+PNGs, a Parquet table) is written to <out-dir>, with how many papers held hidden or suspicious text.
 """
 from __future__ import annotations
 
@@ -32,10 +34,12 @@ import pyarrow.parquet as pq
 
 from benchmarks.downloads import OPENREVIEW, Downloads, DownloadSettings, fetch_pdfs, local_pdf
 from benchmarks.iclr_fewshot import Shots, check_ids, check_titles, choose_shots, write_used
-from benchmarks.iclr_report import write_report, write_status
+from benchmarks.iclr_report import integrity_counts, write_report, write_status
 from benchmarks.review_metrics import DEFAULT_RATINGS, load_ratings, read_reviews, score
+from engine.config import shipped
 from engine.errors import EngineError
 from engine.inputs import output_file, output_folder
+from engine.review.config import HIDDEN_TEXT_POLICIES
 from engine.review.reviewer import FEWSHOT_DIR
 from engine.rundir import write_atomic
 from engine.values import ArgumentParser, at_least, number_in
@@ -52,7 +56,8 @@ def review_paper(paper_id: str, pdf: bytes, settings: dict[str, Any]) -> dict[st
     from engine.llm.ledger import Ledger, cost_summary
     from engine.llm.models import ModelSpec
     from engine.llm.service import LLM
-    from engine.review.paper import PaperError, load_paper
+    from engine.review.integrity import with_findings
+    from engine.review.paper import PaperError, read_paper
     from engine.review.reviewer import FIELDS, perform_review
 
     start = time.monotonic()
@@ -61,7 +66,7 @@ def review_paper(paper_id: str, pdf: bytes, settings: dict[str, Any]) -> dict[st
         path = Path(tmp) / f"{paper_id}.pdf"
         path.write_bytes(pdf)
         try:
-            text = load_paper(path, num_pages=settings["pages"])
+            paper = read_paper(path, num_pages=settings["pages"])
         except PaperError as e:
             return row | {"error": str(e).replace(str(path), f"{paper_id}.pdf"), "stage": "pdf"}
         try:
@@ -69,10 +74,11 @@ def review_paper(paper_id: str, pdf: bytes, settings: dict[str, Any]) -> dict[st
             spec = ModelSpec(**settings["spec"])
             llm = LLM({"review": spec}, shipped_llm(max_concurrency=settings["ensemble"],
                                                     max_retries=settings["max_retries"]), os.environ, ledger)
-            review = perform_review(text, spec.name, None, settings["reflections"], settings["fs_examples"],
+            review = perform_review(paper.text, spec.name, None, settings["reflections"], settings["fs_examples"],
                                     settings["ensemble"], settings["temperature"], llm=llm,
                                     fewshot_dir=Path(settings["fewshot_dir"]))
-            row |= {k: review[k] for k in FIELDS}
+            review = with_findings(review, paper, settings["on_hidden_text"])
+            row |= {k: review[k] for k in (*FIELDS, "hidden_text", "suspicious_text", "integrity_flag")}
             costs = cost_summary(ledger.rows())
             row |= {"cost_usd": costs["cost_usd"], "input_tokens": costs["tokens"]["input"],
                     "output_tokens": costs["tokens"]["output"], "fewshot": ",".join(settings["fewshot_names"])}
@@ -199,7 +205,7 @@ def settings_for(args: argparse.Namespace, shots: Shots, out_dir: Path) -> dict[
             "ensemble": args.num_reviews_ensemble, "reflections": args.num_reflections,
             "fs_examples": len(shots.examples), "fewshot_dir": str(write_used(shots, out_dir / "fewshot_used")),
             "fewshot_names": [e.name for e in shots.examples], "temperature": args.temperature,
-            "max_retries": args.max_retries}
+            "max_retries": args.max_retries, "on_hidden_text": args.on_hidden_text}
 
 
 def review_all(queue: list[str], pdfs: dict[str, Path], settings: dict[str, Any], store: ReviewStore,
@@ -268,6 +274,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-retries", type=at_least(0), default=5, help="retries of a model call on 429 / 5xx / network "
                     "errors, by the SDK with its back-off (honouring Retry-After)")
     ap.add_argument("--pages", type=at_least(1), default=None)
+    ap.add_argument("--on-hidden-text", choices=HIDDEN_TEXT_POLICIES, default=shipped("review")["on_hidden_text"],
+                    help="a paper whose PDF has hidden text: Decision Reject, or flagged only (default: "
+                         "review.on_hidden_text in conf/review/default.yaml)")
     ap.add_argument("--papers-dir", type=Path, default=None, help="a folder of <paper_id>.pdf, used first")
     ap.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "ai-scientist-engine" / "iclr2022")
     ap.add_argument("--openreview-url", default=OPENREVIEW, help="where PDFs come from: <url>/pdf?id=<paper_id>")
@@ -315,7 +324,9 @@ def main(argv: list[str] | None = None) -> int:
             write_status(state, out_dir, title)
             raise EngineError(f"no paper was reviewed ({state['papers']['failed']} failed, "
                               f"{state['papers']['skipped']} skipped); the reasons are in {out_dir / 'report.md'}")
-        result = score(rows, ratings, n_boot=args.bootstrap) | state | {"model": model_spec(args).name}
+        result = score(rows, ratings, n_boot=args.bootstrap) | state | {
+            "model": model_spec(args).name,
+            "integrity": integrity_counts(rows) | {"on_hidden_text": args.on_hidden_text}}
         costs = [r.get("cost_usd") for r in rows]
         result["cost_per_review_usd"] = None if None in costs else sum(costs) / len(rows)
         result["seconds_per_review"] = sum(r["seconds"] for r in rows) / len(rows)

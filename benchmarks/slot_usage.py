@@ -17,6 +17,7 @@ from engine.errors import EngineError
 from engine.inputs import input_folder, read_yaml
 from engine.rundir import RunDir, read_json
 from engine.values import ArgumentParser, at_least
+from search.measures import slot_utilization, spans
 
 
 def program_utilization(run_dir: Path, slots: int) -> dict:
@@ -27,14 +28,13 @@ def program_utilization(run_dir: Path, slots: int) -> dict:
     nodes = [n for n in RunDir(run_dir).load_nodes() if n.operator != "copy" and n.exec.started_at]
     if not nodes:
         raise EngineError(f"{run_dir}: no node ran to the end in its journal; nothing to measure")
-    spans = [(n.exec.started_at, n.exec.started_at + n.exec.exec_time_s) for n in nodes]
-    first, last = min(s for s, _ in spans), max(e for _, e in spans)
-    busy = sum(e - s for s, e in spans)
+    busy = spans(nodes, "program")
+    first, last = min(s for s, _ in busy), max(e for _, e in busy)
     summary = read_json(run_dir / "summary.json") or {}
     return {"run": str(run_dir), "slots": slots, "programs": len(nodes),
             "seed_runs": sum(1 for n in nodes if n.operator == "seed"),
-            "window_s": round(last - first, 1), "busy_program_s": round(busy, 1),
-            "program_utilization": round(busy / (slots * (last - first)), 4),
+            "window_s": round(last - first, 1), "busy_program_s": round(sum(e - s for s, e in busy), 1),
+            "program_utilization": slot_utilization(nodes, slots, basis="program"),
             "summary_slot_utilization": summary.get("slot_utilization"),
             "driver_overhead_ms_median": summary.get("driver_overhead_ms_median")}
 

@@ -127,7 +127,7 @@ def settings_class(target: str, section: str) -> Any:
     module, _, name = target.partition(":")
     try:
         return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
+    except (ImportError, AttributeError, ValueError, TypeError):  # no such module or class; not a module's name
         raise ValueError(f"{section}.{SETTINGS_KEY}={target}: no such class (module:Class)") from None
 
 
@@ -189,7 +189,8 @@ def _stages(raw: dict[str, Any], budget_scale: float = 1.0) -> StagesConfig:
             settings[name] = stage
     return StagesConfig(run, settings, s.integer("num_seeds", at_least=1), s.integer("critique_max_plots", at_least=1),
                         s.number("scale_up_fraction", at_least=0, at_most=1),
-                        s.number("tie_break_tolerance", at_least=0), s.number("noise_z", at_least=0))
+                        s.number("tie_break_tolerance", at_least=0), s.number("noise_z", at_least=0),
+                        s.integer("final_seeds", at_least=2))
 
 
 def policy_config(raw: dict[str, Any]) -> PolicyConfig:

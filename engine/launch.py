@@ -18,6 +18,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from engine import config as config_mod
 from engine import interrupt, startup
+from engine.budget.guard import Budget
+from engine.budget.projection import project
+from engine.budget.settings import BudgetSettings
+from engine.budget.start import dry_run_text, open_budget
 from engine.errors import EngineError
 from engine.llm.ledger import Ledger
 from engine.llm.service import LLM
@@ -27,6 +31,7 @@ from engine.pipeline import preflight, run_pipeline
 from engine.rundir import read_json, write_atomic
 from engine.sweep import LAUNCHER
 from engine.tracking import NullTracker, make_tracker
+from stages.outcome import result_line
 
 log = logging.getLogger("engine")
 
@@ -40,16 +45,17 @@ ConfigStore.instance().store(group="hydra/launcher", name="engine_ray", node={"_
                              provider="ai-scientist-engine")
 
 
-def build_llm(settings: config_mod.RunConfig, run_dir: Path) -> LLM | None:
-    """The run's LLM (roles, ledger, transcripts), or a replayer of a recorded run; None when offline."""
+def build_llm(settings: config_mod.RunConfig, run_dir: Path, budget: Budget | None = None) -> LLM | None:
+    """The run's LLM (roles, ledger, transcripts, the budget's check before each call), or a replayer of a recorded
+    run; None when offline."""
     if settings.proposer == "offline":
         return None
     ledger, recorder = Ledger(run_dir, run_dir.name), Recorder(run_dir)
     if settings.replay_run is not None:
         # the replay's own transcripts say what it served (replayed or, with replay.fallback=live, asked)
         return LLM(settings.roles, settings.llm, os.environ, ledger, recorder, Replayer(settings.replay_run),
-                   replay_fallback=settings.replay_fallback)
-    return LLM(settings.roles, settings.llm, os.environ, ledger, recorder)
+                   replay_fallback=settings.replay_fallback, budget=budget)
+    return LLM(settings.roles, settings.llm, os.environ, ledger, recorder, budget=budget)
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -60,12 +66,17 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                                        Path(str(hydra_cfg.sweep.dir)) if sweeping() else None)
     if cfg.get("resume"):
         log.info("resuming %s with its saved config (overrides on this command line are ignored, except "
-                 "pipeline.phases and pipeline.redo)", run_dir)
+                 "pipeline.phases, pipeline.redo, pipeline.dry_run and budget.*)", run_dir)
     else:
         write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
     settings = config_mod.build(resolved)
-    llm = build_llm(settings, run_dir)
-    ctx = PhaseContext(run_dir, settings, llm, NullTracker())
+    if PipelineSettings.of(settings).dry_run:
+        projection = project(settings, settings.section("budget", BudgetSettings), run_dir.parent, run_dir)
+        print(dry_run_text(settings, projection), flush=True)
+        return {}
+    budget = open_budget(settings, run_dir)  # the projection is said, and a cap that cannot work refused, here
+    llm = build_llm(settings, run_dir, budget)
+    ctx = PhaseContext(run_dir, settings, llm, NullTracker(), budget)
     preflight(ctx)  # tools, models and keys are checked before any work or money is spent
     log.info("run directory: %s; phases: %s", run_dir, ", ".join(PipelineSettings.of(settings).phases))
     ctx.tracker = make_tracker(settings.tracking, run_dir, run_dir.name, resolved)
@@ -82,6 +93,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     finally:
         ctx.tracker.finish(summary or (read_json(run_dir / "summary.json") or {}))
     log.info("summary:\n%s", json.dumps(summary, indent=2))
+    if summary.get("result") is not None:
+        log.info("%s", result_line(summary["result"]))  # the last line: what the run claims
     return summary
 
 

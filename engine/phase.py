@@ -24,10 +24,12 @@ PHASES = ("ideas", "experiments", "writeup", "review")  # the pipeline's phases,
 
 @dataclass(frozen=True)
 class PipelineSettings:
-    """pipeline.* (conf/config.yaml): which phases run, and which are run again although done."""
+    """pipeline.* (conf/config.yaml): which phases run, which are run again although done, and whether the run
+    only prints its plan (dry_run)."""
 
     phases: tuple[str, ...]  # always in pipeline order
     redo: tuple[str, ...]
+    dry_run: bool
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], resolve: Any = None) -> PipelineSettings:
@@ -37,7 +39,8 @@ class PipelineSettings:
             raise ValueError("pipeline.redo: the experiments cannot be redone in place (the journal is the run's "
                              "record); start a new run, or resume this one")
         phases = s.names("phases", PHASES)
-        return cls(tuple(n for n in PHASES if n in phases), tuple(n for n in PHASES if n in redo))
+        return cls(tuple(n for n in PHASES if n in phases), tuple(n for n in PHASES if n in redo),
+                   s.flag("dry_run"))
 
     @classmethod
     def of(cls, cfg: RunConfig) -> PipelineSettings:
@@ -54,6 +57,9 @@ class PhaseContext:
     cfg: RunConfig
     llm: LLM | None  # None: offline (no model configured)
     tracker: Tracker
+    # the run's caps and spending, an engine.budget.guard.Budget (typed Any: the budget wing imports this module);
+    # None: no budget is kept, e.g. in some tests
+    budget: Any = None
     _literature: Any = field(default=None, repr=False)
 
     @property

@@ -78,14 +78,16 @@ def run_pipeline(ctx: PhaseContext) -> dict[str, Any]:
     """Run the configured phases in order; returns the final summary. EngineError from a phase is raised after
     its marker and the summary say it failed (later phases are then recorded as skipped)."""
     failed: tuple[str, EngineError] | None = None
+    carry_on = _carry_on(ctx)
     for name in PHASES:
         if name not in PipelineSettings.of(ctx.cfg).phases:
             continue
         marker = read_marker(ctx.run_dir, name)
-        if marker and marker["status"] == "done" and name not in PipelineSettings.of(ctx.cfg).redo:
+        redo = name in PipelineSettings.of(ctx.cfg).redo or (name in carry_on and name != "experiments")
+        if marker and marker["status"] == "done" and not redo and name not in carry_on:
             log.info("phase %s: done before (phases/%s.json); pipeline.redo=[%s] runs it again", name, name, name)
             continue
-        if marker and name in PipelineSettings.of(ctx.cfg).redo:
+        if marker and redo:
             _clear(ctx, name)
         if failed is not None:
             _finish(ctx, name, "skipped", [], {}, why=f"the {failed[0]} phase failed")
@@ -102,6 +104,30 @@ def run_pipeline(ctx: PhaseContext) -> dict[str, Any]:
     if failed is not None:
         raise failed[1]
     return summary
+
+
+def _carry_on(ctx: PhaseContext) -> set[str]:
+    """On resume, the phases to run again because the budget cut them short and the budget now has room: from the
+    first such phase on (the experiments continue their search; a later phase is redone on the new results). The
+    ideas are not redone once the experiments have tested one."""
+    if ctx.budget is None:
+        return set()
+    names = [n for n in PHASES if n in PipelineSettings.of(ctx.cfg).phases]
+    stopped = {n: (read_marker(ctx.run_dir, n) or {}).get("budget_stopped") for n in names}
+    for n, why in stopped.items():
+        if why:
+            ctx.budget.stops[n] = why  # the run is still cut short unless the phase runs again
+    if read_marker(ctx.run_dir, "experiments") is not None:
+        names = [n for n in names if n != "ideas"]
+    first = next((i for i, n in enumerate(names) if stopped.get(n) and ctx.budget.has_room(n)), None)
+    if first is None:
+        return set()
+    again = {n for n in names[first:] if read_marker(ctx.run_dir, n) is not None}
+    log.info("the budget now has room: phases %s run again, from where the budget stopped them",
+             ", ".join(n for n in names if n in again))
+    for n in again:
+        ctx.budget.clear_stop(n)
+    return again
 
 
 def _has_outputs(ctx: PhaseContext, name: str) -> bool:
@@ -130,6 +156,8 @@ def _run_one(ctx: PhaseContext, name: str, marker: dict[str, Any] | None) -> Non
     write_summary(ctx)
     log.info("=== phase %s%s", name, " (continuing)" if len(attempts) > 1 else "")
     ctx.tracker.log_event("phase_start", {"phase": name})
+    if ctx.budget is not None:
+        ctx.budget.phase = name  # its model calls are counted against this phase's cap
     try:
         outputs = entry_point(name)(ctx)
     except PhaseSkipped as e:
@@ -153,7 +181,9 @@ def _finish(ctx: PhaseContext, name: str, status: str, attempts: list[dict[str, 
         attempts[-1]["finished_at"] = time.time()
     wall = sum((a["finished_at"] or time.time()) - a["started_at"] for a in attempts)
     marker = {"name": name, "status": status, "why": why, "outputs": outputs, "attempts": attempts,
-              "wall_time_s": round(wall, 1), "cost_usd": _phase_cost(ctx, attempts)}
+              "wall_time_s": round(wall, 1), "cost_usd": _phase_cost(ctx, name, attempts),
+              # why the budget cut this phase short (it then ran what it could pay for, or its offline path)
+              "budget_stopped": ctx.budget.stopped_in(name) if ctx.budget is not None else None}
     write_json(marker_path(ctx.run_dir, name), marker)
     (log.info if status in ("done", "skipped") else log.warning)(
         "=== phase %s %s%s (%.0f s)", name, status, f": {why}" if why else "", wall)
@@ -162,12 +192,13 @@ def _finish(ctx: PhaseContext, name: str, status: str, attempts: list[dict[str, 
     write_summary(ctx)
 
 
-def _phase_cost(ctx: PhaseContext, attempts: list[dict[str, Any]]) -> float | None:
-    """The model calls made while the phase ran (phases run one after another, so time windows separate them)."""
+def _phase_cost(ctx: PhaseContext, name: str, attempts: list[dict[str, Any]]) -> float | None:
+    """The model calls the phase made (by the ledger's phase; a ledger from before it had one: the calls made while
+    the phase ran, as phases run one after another)."""
     if ctx.llm is None or ctx.llm.ledger is None or not attempts:
         return 0.0 if ctx.llm is None else None
-    rows = [r for r in ctx.llm.ledger.rows()
-            if any(a["started_at"] <= r["time"] <= (a["finished_at"] or time.time()) for a in attempts)]
+    rows = [r for r in ctx.llm.ledger.rows() if r.get("phase") == name or r.get("phase") is None and
+            any(a["started_at"] <= r["time"] <= (a["finished_at"] or time.time()) for a in attempts)]
     return cost_summary(rows)["cost_usd"]
 
 
@@ -205,6 +236,8 @@ def write_summary(ctx: PhaseContext) -> dict[str, Any]:
                               if s in statuses), "finished")
     if ctx.llm is not None and ctx.llm.ledger is not None:
         summary |= cost_summary(ctx.llm.ledger.rows())
+    if ctx.budget is not None:
+        summary["budget"], summary["compute"] = ctx.budget.summary(), ctx.budget.compute_summary()
     write_json(path, summary)
     run = RunDir(ctx.run_dir)
     write_viewer(run, Journal(run.load_nodes()), summary)

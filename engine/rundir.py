@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engine.errors import EngineError
-from search.node import RECORD_FIELDS, ExecResult, Node, node_from_record, node_record
+from search.node import JSON_FIELDS, RECORD_FIELDS, ExecResult, Node, node_from_record, node_record
 
 _ARROW = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "json": pa.string(),
           "strs": pa.list_(pa.string())}
@@ -61,7 +61,8 @@ def read_json(path: Path) -> Any:
 
 def node_to_row(node: Node) -> dict[str, Any]:
     row = node_record(node)
-    row["final_info"] = None if row["final_info"] is None else json.dumps(row["final_info"])
+    for name in JSON_FIELDS:
+        row[name] = None if row[name] is None else json.dumps(row[name])
     return row
 
 

@@ -91,7 +91,8 @@ def check_task(task: DictConfig, run_dir: Path, overrides: list[str]) -> config_
 
 def resolved_config(cfg: DictConfig, run_dir: Path, overrides: list[str], sweep_dir: Path | None) -> dict[str, Any]:
     """The config the run uses: a replayed run's, a resumed run's saved one (the command line may change only
-    pipeline.phases and pipeline.redo), or this command's; EngineError when it cannot be had."""
+    pipeline.phases, pipeline.redo, pipeline.dry_run and budget.*), or this command's; EngineError when it cannot
+    be had."""
     resume = cfg.get("resume")
     if resume is not None and (not isinstance(resume, str) or not resume.strip()):
         raise EngineError(f"resume={show(resume)}: must be the path of a run directory, or null (a new run)")
@@ -102,15 +103,24 @@ def resolved_config(cfg: DictConfig, run_dir: Path, overrides: list[str], sweep_
         if not saved.is_file():
             raise EngineError(f"resume={cfg.resume}: no config.yaml there; is it a run directory of this engine?")
         resolved = with_new_keys(saved_config(saved, f"resume={cfg.resume}"), cfg)
-        given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
-        for key in ("phases", "redo"):
-            if f"pipeline.{key}" in given:
-                resolved.setdefault("pipeline", {})[key] = OmegaConf.to_container(cfg.pipeline[key])
+        # which phases to run, and what the run may spend, are what a resume takes from the command line
+        for key in (o.split("=", 1)[0].lstrip("+~") for o in overrides):
+            if key in ("pipeline.phases", "pipeline.redo", "pipeline.dry_run") or key.startswith("budget."):
+                _set_path(resolved, key, plain(cfg))
         return resolved
     resolved = plain(cfg)
     if sweep_dir is not None and isinstance(resolved.get("tracking"), dict) and not resolved["tracking"].get("group"):
         resolved["tracking"]["group"] = sweep_dir.name  # the runs of a sweep are one wandb group, named after it
     return resolved
+
+
+def _set_path(into: dict[str, Any], dotted: str, source: dict[str, Any]) -> None:
+    """into[a][b] = source[a][b] for dotted = "a.b" (a key the command line gave)."""
+    *parents, last = dotted.split(".")
+    for part in parents:
+        source = source[part]
+        into = into.setdefault(part, {})
+    into[last] = source[last]
 
 
 def plain(cfg: DictConfig) -> dict[str, Any]:

@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -187,24 +188,12 @@ def run_points(points: list[Point], jobs: dict[str, Job], settings: SweepSetting
         return outcomes
     import ray
 
-    here = ray.get_runtime_context().get_node_id()
-    actor_cls = ray.remote(num_cpus=0, max_restarts=0)(PointActor)
     pending: dict[Any, tuple[Point, Any, Any]] = {}  # ref -> (point, actor, its pid's ref)
     total = len(queue)
     try:
         while queue or pending:
             while queue and len(pending) < settings.max_concurrent_runs:
-                p = queue.pop(0)
-                # pinned to this machine: the run writes its run directory here
-                actor = actor_cls.options(scheduling_strategy=ray.util.scheduling_strategies.
-                                          NodeAffinitySchedulingStrategy(here, soft=False)).remote()
-                pending[actor.run.remote(jobs[p.name])] = (p, actor, actor.pid.remote())
-                rec = record.points[p.name]
-                rec.status, rec.started_at, rec.finished_at, rec.error = "running", time.time(), None, None
-                rec.launches += 1
-                record.save()
-                log.info("sweep: started %s%s (log: %s)", p.name, " (resuming)" if p.state == "started" else "",
-                         p.run_dir / "launch.log")
+                _start(queue.pop(0), jobs, pending, record)
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             interrupt.check()
             for ref in ready:
@@ -221,20 +210,53 @@ def run_points(points: list[Point], jobs: dict[str, Job], settings: SweepSetting
                         outcome.status, record.points[p.name].wall_time_s or 0,
                         f": {outcome.error}" if outcome.error else "")
     except KeyboardInterrupt:
-        ended = stop(pending, settings.stop_grace_s)
-        for ref, (p, _, _) in pending.items():
-            outcome = Outcome("interrupted", "the sweep was stopped")
-            if ref in ended:  # a run that was finishing anyway keeps its result
-                try:
-                    outcome = describe(ray.get(ref, timeout=10))
-                except ray.exceptions.RayError:  # it stopped: interrupted, as above
-                    pass
-                if outcome.status != "finished":
-                    outcome = Outcome("interrupted", "the sweep was stopped")
-            outcomes[p.name] = outcome
-            _finish(record, p, outcome)
+        outcomes |= _stopped(pending, settings, record, describe)
         raise
     return outcomes
+
+
+def _start(p: Point, jobs: dict[str, Job], pending: dict[Any, tuple[Point, Any, Any]], record: SweepRecord) -> None:
+    """The point's job in a fresh actor, pinned to this machine (the run writes its run directory here)."""
+    import ray
+
+    here = ray.get_runtime_context().get_node_id()
+    actor = _actor_class().options(
+        scheduling_strategy=ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(here, soft=False)).remote()
+    pending[actor.run.remote(jobs[p.name])] = (p, actor, actor.pid.remote())
+    rec = record.points[p.name]
+    rec.status, rec.started_at, rec.finished_at, rec.error = "running", time.time(), None, None
+    rec.launches += 1
+    record.save()
+    log.info("sweep: started %s%s (log: %s)", p.name, " (resuming)" if p.state == "started" else "",
+             p.run_dir / "launch.log")
+
+
+def _stopped(pending: dict[Any, tuple[Point, Any, Any]], settings: SweepSettings, record: SweepRecord,
+             describe: Callable[[Any], Outcome]) -> dict[str, Outcome]:
+    """Ctrl-C or SIGTERM: the runs in flight are stopped; one that was finishing anyway keeps its result."""
+    import ray
+
+    outcomes = {}
+    ended = stop(pending, settings.stop_grace_s)
+    for ref, (p, _, _) in pending.items():
+        outcome = Outcome("interrupted", "the sweep was stopped")
+        if ref in ended:
+            try:
+                outcome = describe(ray.get(ref, timeout=10))
+            except ray.exceptions.RayError:  # it stopped: interrupted, as above
+                pass
+            if outcome.status != "finished":
+                outcome = Outcome("interrupted", "the sweep was stopped")
+        outcomes[p.name] = outcome
+        _finish(record, p, outcome)
+    return outcomes
+
+
+@cache
+def _actor_class() -> Any:
+    import ray
+
+    return ray.remote(num_cpus=0, max_restarts=0)(PointActor)
 
 
 class PointActor:

@@ -63,7 +63,7 @@ def main() -> int:
 
     files, env = share_files_and_env([args.gpu], args.fraction)
     job = NodeJob("gpu-check", PROBE.replace("FRACTION", repr(args.fraction)), {},
-                  shipped_sandbox(use_bwrap="always", timeout_s=300, memory_gb=16), None, None)
+                  shipped_sandbox(use_bwrap="always", timeout_s=300, memory_gb=16), None, None, None)
     outcome = execute_node(job, files, env)
     lines = [line for line in outcome.result.stdout_tail.splitlines() if line.startswith("REPORT ")]
     report = json.loads(lines[-1][len("REPORT "):]) if lines else {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,30 +128,43 @@ def literal_tunables(tree: ast.Module) -> dict[str, ast.expr]:
     module_level = {id(stmt) for stmt in tree.body}
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
-            callee = _callee(node.func)
-            if callee is None:
-                continue
-            parts = callee.split(".")
-            if parts[-1] in _SKIP_CALLS or parts[0] in _SKIP_ROOTS:
-                continue
-            skip_pos = _SKIP_POSITIONAL.get(parts[-1], set())
-            for i, arg in enumerate(node.args):
-                if i not in skip_pos and not isinstance(arg, ast.Starred):
-                    collect(f"{callee}[{i}]", arg)
-            for kw in node.keywords:
-                if kw.arg is not None and kw.arg.lower() not in _SKIP_KEYWORDS:
-                    collect(f"{callee}.{kw.arg}", kw.value)
+            _call_literals(node, collect)
         elif isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target, value = node.targets[0], node.value
-            if isinstance(target, ast.Name) and isinstance(value, (ast.Tuple, ast.List, ast.Dict)):
-                collect(target.id, value)
-            elif isinstance(target, ast.Name) and id(node) not in module_level:
-                collect(target.id, value)  # a constant inside a function (module-level ones are found already)
-            elif isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) \
-                    and len(target.elts) == len(value.elts):
-                for t, v in zip(target.elts, value.elts):
-                    if isinstance(t, ast.Name):
-                        collect(t.id, v)
+            _assigned_literals(node, id(node) in module_level, collect)
+    return _unique_names(found)
+
+
+def _call_literals(node: ast.Call, collect: Callable[[str, ast.expr], None]) -> None:
+    """The literals among a call's arguments: `callee[i]` and `callee.keyword`."""
+    callee = _callee(node.func)
+    if callee is None:
+        return
+    parts = callee.split(".")
+    if parts[-1] in _SKIP_CALLS or parts[0] in _SKIP_ROOTS:
+        return
+    skip_pos = _SKIP_POSITIONAL.get(parts[-1], set())
+    for i, arg in enumerate(node.args):
+        if i not in skip_pos and not isinstance(arg, ast.Starred):
+            collect(f"{callee}[{i}]", arg)
+    for kw in node.keywords:
+        if kw.arg is not None and kw.arg.lower() not in _SKIP_KEYWORDS:
+            collect(f"{callee}.{kw.arg}", kw.value)
+
+
+def _assigned_literals(node: ast.Assign, module_level: bool, collect: Callable[[str, ast.expr], None]) -> None:
+    target, value = node.targets[0], node.value
+    if isinstance(target, ast.Name) and isinstance(value, (ast.Tuple, ast.List, ast.Dict)):
+        collect(target.id, value)
+    elif isinstance(target, ast.Name) and not module_level:
+        collect(target.id, value)  # a constant inside a function (module-level ones are found already)
+    elif isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
+        for t, v in zip(target.elts, value.elts):
+            if isinstance(t, ast.Name):
+                collect(t.id, v)
+
+
+def _unique_names(found: list[tuple[str, ast.expr]]) -> dict[str, ast.expr]:
+    """A name that occurs more than once gets its line, and a count when a line repeats it."""
     counts: dict[str, int] = {}
     for name, _ in found:
         counts[name] = counts.get(name, 0) + 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from search.metric import MetricSpec, MetricValue
-from search.node import Node
+from search.node import RERUNS, Node
 
 
 class Journal:
@@ -59,8 +59,8 @@ class Journal:
 
     @property
     def good_nodes(self) -> list[Node]:
-        """Working candidates; seed re-runs are evaluations of a candidate, not candidates themselves."""
-        return [n for n in self._nodes.values() if n.is_buggy is False and n.operator != "seed"]
+        """Working candidates; seed and final evaluation runs evaluate a candidate, they are not candidates."""
+        return [n for n in self._nodes.values() if n.is_buggy is False and n.operator not in RERUNS]
 
     @property
     def buggy_nodes(self) -> list[Node]:

@@ -8,8 +8,11 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 # copy: a stage's starting point, the previous stage's best node carried over (not run again);
-# seed: the stage's best node re-run with another random seed (an evaluation, never a candidate)
-Operator = Literal["draft", "debug", "improve", "copy", "seed"]
+# seed: the stage's best node re-run with another random seed (an evaluation, never a candidate);
+# eval: a run on a fresh seed for the final evaluation (the run's result, its baseline, an ablation): no decision
+#       of the search ever sees it
+Operator = Literal["draft", "debug", "improve", "copy", "seed", "eval"]
+RERUNS = ("seed", "eval")  # runs of a node's program with another seed: evaluations, never candidates
 
 
 @dataclass
@@ -58,6 +61,7 @@ class Node:
     submitted_at: float | None = None  # when it was handed to a slot
     slot: int | None = None  # which slot ran it (0-based)
     finished_at: float | None = None  # when its result reached the driver
+    held_out: dict[str, float] | None = None  # held-out metrics' values: final evaluation runs only
 
     @property
     def is_draft(self) -> bool:
@@ -76,8 +80,9 @@ RECORD_FIELDS: tuple[tuple[str, str], ...] = (
     ("started_at", "float"), ("timed_out", "bool"), ("killed_reason", "str"), ("exc_type", "str"),
     ("exc_message", "str"), ("stdout_tail", "str"), ("stderr_tail", "str"), ("final_info", "json"),
     ("plots", "strs"), ("created_at", "float"), ("submitted_at", "float"), ("slot", "int"),
-    ("finished_at", "float"),
+    ("finished_at", "float"), ("held_out", "json"),
 )
+JSON_FIELDS = tuple(name for name, kind in RECORD_FIELDS if kind == "json")
 _EXEC = {f.name for f in fields(ExecResult)}
 # what tree.json and the viewer list per node (the code and logs are in the node's folder)
 TREE_FIELDS = ("id", "step", "parent_id", "stage", "operator", "proposer", "plan", "metric", "is_buggy",
@@ -98,8 +103,9 @@ def node_from_record(rec: dict[str, Any]) -> Node:
     """The node from node_record() output (a Parquet row, a pending file, node.json); records written before a
     field existed get its default. A pending file of the older nested form ({... "exec": {...}}) loads too."""
     rec = dict(rec) | dict(rec.get("exec") or {})
-    if isinstance(rec.get("final_info"), str):  # Parquet keeps it as JSON text
-        rec["final_info"] = json.loads(rec["final_info"])
+    for name in JSON_FIELDS:
+        if isinstance(rec.get(name), str):  # Parquet keeps it as JSON text
+            rec[name] = json.loads(rec[name])
     ex = ExecResult(**{k: rec[k] for k in _EXEC if rec.get(k) is not None})
     ex.plots = list(ex.plots or [])
     node_keys = {f.name for f in fields(Node)} - {"exec"}

@@ -37,6 +37,11 @@ class NothingLeft(Exception):
     """The proposer has no untried named change left for this stage: the stage is complete."""
 
 
+class StopSearch(Exception):
+    """No program may be written any more in this run (its budget is spent): the search winds down without deciding
+    the stage in progress, so that a resume with a larger budget continues it."""
+
+
 class Proposer(Protocol):
     """Writes programs. The offline proposer mutates hyperparameters; the LLM proposer asks a model.
 

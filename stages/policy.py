@@ -2,30 +2,27 @@
 
 A `StagePolicy` is one stage: asked for the next node to propose (given what is pending), told each finished node,
 it says when its search is over, which node it hands on (the metric, a model tie-break among near-equal nodes, and
-the seed spread of its starting node), and which seed runs evaluate that node. A `StagePlan` is the stages of a run
-in order: stage N+1 starts from a copy of stage N's chosen node as soon as stage N's search is decided, while stage
-N's seed runs are still to run (they are evaluations, never parents), so slots never drain at a stage boundary.
+the seed spread of its starting node), and which seed runs evaluate that node (evaluations, never parents).
 
-Nothing here starts processes or writes files: the driver (engine/nodes/driver.py) runs whatever the plan asks for and
-hands the plan's events (a stage started, decided, done) to the engine, which writes the records.
+Nothing here starts processes or writes files: the driver (engine/nodes/driver.py) runs whatever the plan
+(stages/plan.py) asks for and hands its events (a stage started, decided, done) to the engine, which writes the
+records.
 """
 from __future__ import annotations
 
-import copy
-import math
 import random
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from engine.errors import EngineError  # a leaf module: stages/ still imports nothing of Ray or the run directory
 from search.journal import Journal
-from search.metric import MetricSpec, MetricValue
-from search.node import Node
+from search.metric import MetricSpec
+from search.node import RERUNS, Node
 from search.operators import StageBrief
 from search.policy import Action, PolicyConfig, select_action
 from stages import rules, seeds
+from stages.evaluation import Evaluation, Evidence, seed_evaluation
 from stages.spec import StagesConfig, StageSettings
 
 Select = Callable[[list[Node], MetricSpec, str], tuple[Node, str]]  # the model tie-break: (chosen, reason)
@@ -45,46 +42,10 @@ class StageSetup:
     ablations: tuple[str, ...] = ()  # its ablation switches: suggestions for stage 4
     seed_param: str | None = None  # the manifest's seed hyperparameter (None: look for a usual name)
     select: Select | None = None  # the model tie-break, if a model is configured for it
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """A node's seed evaluation: the spread that tells a real difference from noise."""
-
-    mean: float
-    stderr: float
-    n: int
-
-    @property
-    def sd(self) -> float:
-        return self.stderr * math.sqrt(self.n)
-
-    def margin(self, z: float) -> float:
-        """How far one new run must differ from this mean to be above the noise: z standard deviations of the
-        difference between a single run and a mean of n runs (the same spread assumed for both)."""
-        return z * self.sd * math.sqrt(1 + 1 / self.n)
-
-    def text(self) -> str:
-        return f"{self.mean:.4g} ± {self.stderr:.2g} over {self.n} seeds"
+    base_code: str = ""  # the template's own program (the baseline); "" when template-free
 
 
 PENDING = "pending"  # the start's seed evaluation is still running
-
-
-@dataclass
-class Started:
-    stage: StagePolicy
-    copy_of: Node | None  # the node the stage's starting copy carries over (None: stage 1)
-
-
-@dataclass
-class Decided:
-    stage: StagePolicy
-
-
-@dataclass
-class Finished:
-    stage: StagePolicy
 
 
 class StagePolicy:
@@ -104,9 +65,7 @@ class StagePolicy:
         self.stopped_by_rule = False
         self.status = "search"  # search -> seeding -> done
         self.decision: dict[str, Any] | None = None  # the decided best, the verdict, the evidence (search.json)
-        self.seed_runs: list[Node] = []  # the seed evaluation's nodes (some may be reused from earlier stages)
-        self.seed_plan: dict[str, Any] = {}  # param, asked, seeds, or "skipped"
-        self._handed: set[str] = set()  # seed runs handed to the driver
+        self.seeds = Evaluation(None)  # the seed evaluation of the node it hands on, planned when decided
         self.record: dict[str, Any] | None = None  # the finished stage's record (summary.json)
 
     # -- the search --------------------------------------------------------------------------------------
@@ -169,9 +128,12 @@ class StagePolicy:
         if self.stop_reason is None:
             self.stop_reason, self.stopped_by_rule = reason, False
 
+    def prepare(self, node: Node) -> None:
+        """A written proposal, before it runs (the ablation stage sets its seed; the others leave it)."""
+
     def tell(self, node: Node) -> None:
         """A finished node of this stage (a search node or a seed run)."""
-        if node.operator == "seed":
+        if node.operator in RERUNS:
             return  # the seed runs are read from their nodes when all are in
         self.view.add(node)
         self.check()
@@ -286,48 +248,22 @@ class StagePolicy:
 
     # -- the seed evaluation ------------------------------------------------------------------------------
     def _plan_seeds(self, best: Node, journal: Journal, unfinished: Sequence[Node]) -> None:
-        asked = self.setup.stages.num_seeds
-        if asked <= 1:
-            self.seed_plan = {"skipped": "stages.num_seeds=1", "asked": 1}
-            return
-        declared = self.setup.seed_param
-        param = seeds.seed_param(best.code, declared)
-        if param is None:
-            self.seed_plan = {"asked": asked, "skipped": (
-                f"the best node's code has no seed parameter {declared}" if declared else
-                f"the best node's code has no seed parameter (one of {', '.join(seeds.SEED_NAMES)}; declare "
-                "seed_param in the template's manifest.yaml)")}
-            return
-        try:
-            variants = seeds.seed_variants(best.code, param, asked)
-        except ValueError as e:
-            self.seed_plan = {"skipped": str(e), "asked": asked}
-            return
-        # a seed run of the same program in an earlier stage (the copy stayed best) is reused, not run again
-        done = {n.code: n for n in journal if n.operator == "seed" and not n.is_buggy}
-        waiting = {n.code: n for n in unfinished if n.operator == "seed"}
-        for value, code in variants:
-            node = done.get(code) or waiting.get(code)
-            if node is None:
-                node = Node(code=code, operator="seed", parent_id=best.id,
-                            stage=self.name, step=-1, proposer="seed evaluation", change=f"{param}={value}",
-                            plan=f"Node {best.step} again with {param}={value} (multi-seed evaluation).")
-            if node.id in journal:
-                self._handed.add(node.id)
-            self.seed_runs.append(node)
-        self.seed_plan = {"param": param, "asked": asked, "own_seed": seeds.seed_value(best.code, param),
-                          "seeds": [seeds.seed_value(best.code, param)] + [v for v, _ in variants]}
+        self.seeds = seed_evaluation(best, journal, unfinished, self.setup.stages.num_seeds, self.setup.seed_param,
+                                     self.name)
 
     def next_seed(self) -> Node | None:
-        if self.status != "seeding":
-            return None
-        node = next((n for n in self.seed_runs if n.id not in self._handed), None)
-        if node is not None:
-            self._handed.add(node.id)
-        return node
+        return self.seeds.next() if self.status == "seeding" else None
 
     def seeds_done(self, journal: Journal) -> bool:
-        return self.status == "seeding" and all(n.id in journal for n in self.seed_runs)
+        return self.status == "seeding" and self.seeds.done(journal)
+
+    @property
+    def seed_runs(self) -> list[Node]:
+        return self.seeds.runs
+
+    @property
+    def seed_plan(self) -> dict[str, Any]:
+        return self.seeds.plan
 
     def evidence(self, journal: Journal) -> Evidence | str | None:
         """This stage's seed evaluation of the node it hands on, as the next stage's start evidence."""
@@ -341,6 +277,19 @@ class StagePolicy:
         values = [best.metric] + [n.metric for n in self.seed_runs if not n.is_buggy]
         mean, stderr = seeds.mean_stderr(values)
         return None if stderr is None or mean is None else Evidence(mean, stderr, len(values))
+
+    def candidate_values(self) -> tuple[list[float], list[int]]:
+        """The decided node's own run and its good seed runs, with their seeds (empty without a seed plan)."""
+        best = self.best
+        assert best is not None and best.metric is not None
+        values, plan_seeds = [best.metric], list(self.seed_plan.get("seeds") or [])
+        ok_seeds = plan_seeds[:1]
+        for value, node in zip(plan_seeds[1:] or [None] * len(self.seed_runs), self.seed_runs):
+            if not node.is_buggy and node.metric is not None:
+                values.append(node.metric)
+                if value is not None:
+                    ok_seeds.append(value)
+        return values, ok_seeds
 
     def summary_row(self) -> dict[str, Any]:
         """The stage's line in summary.json while it runs or after."""
@@ -357,156 +306,3 @@ class StagePolicy:
 
 def _known(evidence: Evidence | str | None) -> Evidence | None:
     return evidence if isinstance(evidence, Evidence) else None
-
-
-@dataclass
-class StagePlan:
-    """The stages of a run in order. Stage N+1 starts (from a copy of stage N's chosen node) once stage N is
-    decided; stage N's seed runs then run beside it. The run is over when every stage is done, or at once when
-    stage 1 found no working node."""
-
-    setup: StageSetup
-    spec: Callable[[], MetricSpec | None]
-    journal: Journal  # every node of the run
-    new_step: Callable[[], int]
-    stages: list[StagePolicy] = field(default_factory=list)
-    events: list[Any] = field(default_factory=list)
-    failed: StagePolicy | None = None
-
-    @classmethod
-    def resume(cls, setup: StageSetup, spec: Callable[[], MetricSpec | None], journal: Journal,
-               new_step: Callable[[], int], saved: Callable[[str], tuple[dict | None, dict | None]],
-               unfinished: Sequence[Node] = ()) -> StagePlan:
-        """The plan of a run from its journal and the stage files saved so far (`saved(name)` gives the stage's
-        (record, decision): summary.json and search.json, either None)."""
-        plan = cls(setup, spec, journal, new_step)
-        seeds_waiting = [n for n in unfinished if n.operator == "seed"]
-        previous: StagePolicy | None = None
-        for name in setup.stages.run:
-            if previous is not None and (previous.status == "search" or previous.best is None):
-                break  # later stages had not started
-            record, decision = saved(name)
-            mine = [n for n in journal if n.stage == name and n.operator != "seed"]
-            if previous is None and not mine and record is None:
-                break  # nothing ran yet: start() begins stage 1
-            start = next((n for n in mine if n.operator == "copy"), None)
-            if previous is not None and start is None:
-                plan._begin(name, previous)  # decided before the stop, the next stage not yet begun
-                break
-            policy = plan._policy(name, start, mine, previous)
-            plan.stages.append(policy)
-            if record is not None:
-                policy.record, policy.status = record, "done"
-                policy.decision = {k: record.get(k) for k in ("best", "tie_break", "completed", "why")}
-                policy.seed_runs = [journal.get(i) for i in (record.get("seeds") or {}).get("node_ids", [])[1:]
-                                    if i in journal]
-                if record.get("best") is None:
-                    plan.failed = policy
-            elif decision is not None:
-                policy.restore(decision, journal, seeds_waiting)
-            previous = policy
-        return plan
-
-    def _policy(self, name: str, start: Node | None, nodes: Sequence[Node],
-                previous: StagePolicy | None) -> StagePolicy:
-        evidence = (lambda: previous.evidence(self.journal)) if previous is not None else (lambda: None)
-        return StagePolicy(self.setup.stages.settings[name], self.setup, start, self.spec, evidence, nodes)
-
-    def _begin(self, name: str, previous: StagePolicy | None) -> None:
-        start = None
-        if previous is not None:
-            prev = previous.best
-            assert prev is not None
-            start = Node(code=prev.code, operator="copy", stage=name, step=self.new_step(),
-                         plan=f"Start of stage {name}: node {prev.step}, the best of stage {prev.stage}, carried "
-                              "over (not run again).",
-                         proposer=prev.proposer, metric=prev.metric, is_buggy=False, analysis=prev.analysis,
-                         copied_from=prev.id, plot_feedback=prev.plot_feedback, plots_valid=prev.plots_valid,
-                         exec=copy.deepcopy(prev.exec), finished_at=time.time())
-        policy = self._policy(name, start, [start] if start else [], previous)
-        self.stages.append(policy)
-        self.events.append(Started(policy, previous.best if previous else None))
-
-    @property
-    def searching(self) -> StagePolicy | None:
-        """The stage whose search is running (at most one)."""
-        return next((s for s in self.stages if s.status == "search"), None)
-
-    @property
-    def finished(self) -> bool:
-        return self.failed is not None or (len(self.stages) == len(self.setup.stages.run) and
-                                           all(s.status == "done" for s in self.stages))
-
-    def start(self) -> None:
-        if not self.stages and not self.failed:
-            self._begin(self.setup.stages.run[0], None)
-
-    def next_seed(self) -> Node | None:
-        """A seed run ready to go (earliest stage first); its step is numbered when handed out."""
-        for s in self.stages:
-            node = s.next_seed()
-            if node is not None:
-                if node.step < 0:
-                    node.step = self.new_step()
-                return node
-        return None
-
-    def tell(self, node: Node) -> None:
-        """A finished node: the stages re-check their rules, decide, start the next one, finish."""
-        for s in self.stages:
-            if s.name == node.stage:
-                s.tell(node)
-        for s in self.stages:
-            s.check()  # a seed evaluation that just finished may settle the next stage's completion rule
-
-    def advance(self, pending_of: Callable[[str], list[Node]], unfinished: Sequence[Node] = ()) -> None:
-        """Decide stages whose search is over, start the next, finish stages whose seed runs are all in."""
-        changed = True
-        while changed and self.failed is None:
-            changed = False
-            for i, s in enumerate(self.stages):
-                if s.status == "search" and s.search_over(pending_of(s.name)):
-                    if s.decide(self.journal, unfinished):
-                        self.events.append(Decided(s))
-                        changed = True
-                        if s.best is None:
-                            self.failed = s  # stage 1 found no working node: its record is written, the run ends
-                if s.status == "seeding" and s.seeds_done(self.journal):
-                    s.status = "done"
-                    self.events.append(Finished(s))
-                    changed = True
-                if s.status != "search" and i == len(self.stages) - 1 and s.best is not None and \
-                        len(self.stages) < len(self.setup.stages.run):
-                    self._begin(self.setup.stages.run[len(self.stages)], s)
-                    changed = True
-
-    def pop_events(self) -> list[Any]:
-        out, self.events = self.events, []
-        return out
-
-    def chosen(self) -> tuple[Node, dict[str, str]] | None:
-        """The run's best node and the rule that chose it, as the stage decisions say: the choice of the last
-        decided stage (every stage starts from the one before, so it carries the run's best forward), unless a node
-        of the stage still searching beats it on the metric. Before any decision: the metric."""
-        spec = self.spec()
-        if spec is None:
-            return None
-        decided = [s for s in self.stages if s.decision and s.decision.get("best")]
-        chosen = decided[-1].best if decided else None
-        searching = self.searching
-        running_best = searching.view.best_node(spec) if searching is not None else None
-        if chosen is not None and (running_best is None or
-                                   not MetricValue(running_best.metric, spec) > MetricValue(chosen.metric, spec)):
-            d = decided[-1].decision
-            best = d["best"]
-            # records written before this account existed: the tie-break key tells
-            rule = best.get("chosen_by") or ("model tie-break" if d.get("tie_break") else "metric")
-            return chosen, {"chosen_by": rule, "reason": best.get("reason") or d.get("tie_break") or
-                            f"the best {spec.name} of stage {decided[-1].name}"}
-        if running_best is None:
-            return None
-        return running_best, {"chosen_by": "metric",
-                              "reason": f"the best {spec.name} so far (stage {running_best.stage} running)"}
-
-    def rows(self) -> list[dict[str, Any]]:
-        return [s.summary_row() for s in self.stages]

@@ -3,16 +3,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from search.journal import Journal
 from search.metric import MetricSpec, MetricValue
 from search.node import Node, node_record
 from search.operators import StageBrief
+from stages.evaluation import Evidence
 from stages.spec import StageSettings, stage_goal
-
-if TYPE_CHECKING:
-    from stages.policy import Evidence
 
 
 def completion(stage: StageSettings, view: Journal, start: Node | None, spec: MetricSpec,

@@ -50,6 +50,7 @@ class StagesConfig:
     scale_up_fraction: float  # stage 3: "scale up" when the best run used less than this share of the limit
     tie_break_tolerance: float  # at a stage's end, a model picks among nodes this close to the best (0: off)
     noise_z: float  # a node beats the start only by more than z sd of the start's seed spread (0: any margin)
+    final_seeds: int  # fresh seeds the run's result, its baseline and each ablation are evaluated on
 
     def __post_init__(self) -> None:
         if not self.run or tuple(self.run) != STAGE_NAMES[:len(self.run)]:
@@ -61,6 +62,9 @@ class StagesConfig:
             raise ValueError(f"stages.num_seeds must be >= 1, got {self.num_seeds}")
         if self.critique_max_plots < 1:
             raise ValueError(f"stages.critique_max_plots must be >= 1, got {self.critique_max_plots}")
+        if self.final_seeds < 2:
+            raise ValueError(f"stages.final_seeds must be >= 2 (an interval needs two fresh runs), "
+                             f"got {self.final_seeds}")
         if self.noise_z < 0:
             raise ValueError(f"stages.noise_z must be >= 0, got {self.noise_z}")
         if self.tie_break_tolerance < 0:

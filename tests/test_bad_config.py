@@ -16,6 +16,7 @@ import string
 import time
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
@@ -27,7 +28,9 @@ from engine.values import is_int, is_number
 from stages.spec import STAGE_NAMES
 from tests.conftest import FIXTURES, REPO, launch
 
-MODELS = sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml") if p.stem != "none")
+# the conf/model entries a role can name: every one with a model name (the local-server presets have none until
+# the user gives one)
+MODELS = sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml") if yaml.safe_load(p.read_text())["name"])
 TOPIC_FILE = str(FIXTURES / "topics" / "tiny_regression.md")
 
 
@@ -82,6 +85,10 @@ def release_date(v):
         return False
 
 
+def token_range(v):
+    return isinstance(v, list) and len(v) == 2 and all(is_int(x) and x >= 1 for x in v) and v[0] <= v[1]
+
+
 def url(v):
     return isinstance(v, str) and v.startswith(("http://", "https://"))
 
@@ -99,6 +106,7 @@ CONTRACT = {
     "search.lookahead": ints(0, null=True), "search.budget_scale": nums(above=0),
     "stages.run": stage_prefix, "stages.num_seeds": ints(1), "stages.critique_max_plots": ints(1),
     "stages.scale_up_fraction": nums(0, at_most=1), "stages.tie_break_tolerance": nums(0), "stages.noise_z": nums(0),
+    "stages.final_seeds": ints(2),
     **{f"stages.{s}.{k}": ok for s in STAGE_NAMES for k, ok in STAGE.items()},
     "cluster.kind": one_of("local", "ray", "threads"), "cluster.slots": ints(1), "cluster.threads_per_node": ints(1),
     "cluster.num_cpus": nums(above=0, null=True), "cluster.num_gpus": nums(0, null=True),
@@ -119,7 +127,8 @@ CONTRACT = {
     "model.api_key_env": text(null=True), **{f"model.prices.{k}": nums(0, null=True)
                                              for k in ("input", "output", "cached_input")},
     "model.release_date": release_date, "model.vision": flag, "model.tool_calling": flag,
-    "model.structured_output": flag, "model.max_output_tokens": ints(1), "model.quirks.system_message": flag,
+    "model.structured_output": flag, "model.max_output_tokens": ints(1), "model.context_window": ints(1, null=True),
+    "model.quirks.system_message": flag,
     "model.quirks.temperature": flag,
     "ideas._settings_": only("engine.ideas.config:IdeasConfig"), "ideas.num_ideas": ints(1),
     "ideas.num_reflections": ints(1), "ideas.novelty_rounds": ints(1), "ideas.check_novelty": flag,
@@ -135,12 +144,20 @@ CONTRACT = {
     "writeup.plot_retries": ints(0), "writeup.latex_timeout_s": nums(above=0, null=True),
     "review._settings_": only("engine.review.config:ReviewConfig"), "review.num_reflections": ints(1),
     "review.num_fs_examples": ints(0), "review.num_reviews_ensemble": ints(1), "review.temperature": nums(0, at_most=2),
-    "review.figure_review": flag,
+    "review.figure_review": flag, "review.on_hidden_text": one_of("reject", "flag"),
     "sweep._settings_": only("engine.sweep:SweepSettings"), "sweep.max_concurrent_runs": ints(1),
     "sweep.fair_share": flag, "sweep.stop_grace_s": nums(0),
     "pipeline._settings_": only("engine.phase:PipelineSettings"),
     "pipeline.phases": names(("ideas", "experiments", "writeup", "review")),
     "pipeline.redo": names(("ideas", "experiments", "writeup", "review"), empty_ok=True, but=("experiments",)),
+    "pipeline.dry_run": flag,
+    "budget._settings_": only("engine.budget.settings:BudgetSettings"), "budget.max_usd": nums(above=0, null=True),
+    **{f"budget.phase_max_usd.{p}": nums(above=0, null=True) for p in ("ideas", "experiments", "writeup", "review")},
+    "budget.max_gpu_hours": nums(above=0, null=True), "budget.chars_per_token": nums(above=0),
+    "budget.image_tokens": ints(1),
+    **{f"budget.tokens_per_call.{r}.{side}": token_range for r in ("code", "feedback", "vision", "select", "summary",
+                                                                    "review", "ideation", "citation", "writeup")
+       for side in ("input", "output")},
     "llm.max_concurrency": ints(1), "llm.max_retries": ints(0), "llm.timeout_s": nums(above=0, null=True),
     "llm.reask": ints(0), "llm.temperature": nums(0, at_most=2), "llm.max_tokens": ints(1),
     "llm.roles.code": lambda v: v is None or (isinstance(v, str) and v in MODELS),
@@ -219,7 +236,8 @@ def build_then_check(cfg: dict):
 # keys checked beyond the config's build: by the launch's resolution of the config, or by the phases' input checks
 FULL_CHECK = {"resume", "topic.path", "topic.profile", "topic.file", "pipeline.phases", "ideas.load"}
 PROBES = [None, True, False, 0, 1, -1, 2, 3, 100, 101, 2**32 - 1, 2**32, 0.0, 0.5, -0.5, 1.0, 1.5, 2.5, 60.0, 60.5,
-          math.inf, -math.inf, math.nan, "", " ", "abc", "1e3", "null", "true", [], {}, {"a": 1}, [1], ["abc"]]
+          math.inf, -math.inf, math.nan, "", " ", "abc", "1e3", "null", "true", [], {}, {"a": 1}, [1], ["abc"], [1, 2],
+          [2, 1], [0, 5], [1.0, 2.0], "reject", "flag"]
 
 
 def verdict(key: str, value, run) -> str | None:

@@ -112,7 +112,7 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_any_model_call(
 
 
 @pytest.mark.parametrize("content, needle", [
-    (None, "paper.pdf: no such file"),
+    (None, "paper.pdf: cannot read the file: No such file or directory"),
     (b"hello", "paper.pdf: not a PDF"),
     (b"%PDF-1.4\n1 0 obj <<", "paper.pdf: cannot read the PDF"),
 ])

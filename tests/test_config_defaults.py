@@ -10,6 +10,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from engine import config as config_mod
+from engine.budget.settings import BudgetSettings
 from engine.ideas.config import IdeasConfig
 from engine.literature.config import LiteratureConfig
 from engine.llm.service import LLMSettings
@@ -27,7 +28,8 @@ from stages.spec import StagesConfig, StageSettings
 from tests.conftest import REPO, run_config
 
 SETTINGS = (PolicyConfig, StagesConfig, StageSettings, LLMSettings, TrackingConfig, ClusterConfig, SandboxConfig,
-            IdeasConfig, LiteratureConfig, WriteupConfig, ReviewConfig, PipelineSettings, SweepSettings, NodeJob)
+            IdeasConfig, LiteratureConfig, WriteupConfig, ReviewConfig, PipelineSettings, SweepSettings, NodeJob,
+            BudgetSettings)
 
 
 @pytest.mark.parametrize("cls", SETTINGS, ids=lambda c: c.__name__)

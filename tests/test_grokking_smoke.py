@@ -30,11 +30,14 @@ def test_grokking_smoke_walks_all_four_stages(tmp_path):
     by_id = {r["id"]: r for r in rows}
     records = {n: json.loads((run_dir / "stages" / n / "summary.json").read_text()) for n in
                ("initial", "tuning", "agenda", "ablations")}
-    # stage 1 ends as soon as a node works; each later stage starts from a copy of the previous stage's best
+    # stage 1 ends as soon as a node works; each later stage starts from a copy of the previous stage's best, and
+    # the ablations from a copy of the run's result
     assert records["initial"]["completed"] and "works" in records["initial"]["why"]
+    result = s["result"]
     for prev, name in (("initial", "tuning"), ("tuning", "agenda"), ("agenda", "ablations")):
         start = records[name]["started_from"]
-        assert start["node_id"] == records[prev]["best"]["node_id"]
+        source = result["node_id"] if name == "ablations" else records[prev]["best"]["node_id"]
+        assert start["node_id"] == source
         copy = by_id[start["copy_id"]]
         assert copy["operator"] == "copy" and copy["stage"] == name and copy["copied_from"] == start["node_id"]
         assert copy["code"] == by_id[start["node_id"]]["code"]
@@ -49,10 +52,22 @@ def test_grokking_smoke_walks_all_four_stages(tmp_path):
     assert "every ablation switch" in records["ablations"]["why"] and records["ablations"]["completed"]
     assert records["agenda"]["nodes"] == 2 and len(tuning) == 2
     assert s["nodes"]["total"] == sum(st["nodes"] for st in s["stages"]) and s["nodes"]["copies"] == 3
-    assert s["nodes"]["seed_runs"] == len({i for rec in records.values() for i in rec["seeds"]["node_ids"][1:]})
+    searched = {n: records[n] for n in ("initial", "tuning", "agenda")}  # the stages that hand a node on
+    assert s["nodes"]["seed_runs"] == len({i for rec in searched.values() for i in rec["seeds"]["node_ids"][1:]})
+
+    # the result: chosen on the seed means, measured with the baseline on three fresh seeds no decision saw; the
+    # held-out test accuracy from the final evaluation only; each ablation a paired effect on the same seeds
+    assert result["chosen_by"] == "seed means" and result["n"] == 3 and len(result["ci95"]) == 2
+    assert not set(result["seeds"]) & set(result["selection_seeds"]) and result["baseline"]["n"] == 3
+    assert result["held_out"]["final_test_acc"]["n"] == 3 and 0 <= result["held_out"]["final_test_acc"]["mean"] <= 1
+    assert "final_test_acc" not in json.dumps([json.loads(r["final_info"] or "{}") for r in rows])
+    assert sorted(a["change"] for a in s["ablations"]) == sorted(r["change"] for r in ablations)
+    assert all(a["n"] == 3 and a["verdict"] in ("hurts", "helps", "no clear effect") for a in s["ablations"])
+    assert records["ablations"]["best"] is None and result["stage"] != "ablations"
+    assert s["best"]["node_id"] == result["node_id"] and s["best"]["value_is"] == "a single run"
 
     # multi-seed evaluation after each stage: three seeds of the best node, aggregated, with a figure
-    for name, rec in records.items():
+    for name, rec in searched.items():
         seeds = rec["seeds"]
         assert seeds["param"] == "seed_offset" and seeds["asked"] == 3 and seeds["ok"] == 3, (name, seeds)
         assert sorted(seeds["seeds"]) == [0, 1, 2] and seeds["mean"] is not None and seeds["stderr"] is not None
@@ -63,7 +78,7 @@ def test_grokking_smoke_walks_all_four_stages(tmp_path):
         assert [int(r["change"].split("=")[1]) for r in seed_runs] == [1, 2]
         assert rec["plot_critique"].startswith("skipped")
     # seed runs are evaluations, never a stage's best
-    assert all(by_id[rec["best"]["node_id"]]["operator"] != "seed" for rec in records.values())
+    assert all(by_id[rec["best"]["node_id"]]["operator"] != "seed" for rec in searched.values())
 
     best_dir = next((run_dir / "nodes").glob(f"*-{s['best']['node_id']}"))
     info = json.loads((best_dir / "run_0" / "final_info.json").read_text())

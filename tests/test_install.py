@@ -75,7 +75,9 @@ def test_every_benchmark_runs_from_the_wheel(tmp_path, installed):
     rows = {r["key"]: r for r in json.loads((tmp_path / "faults.json").read_text())["kinds"]}
     assert rows["bad-config"]["finished"] == "expected error" and rows["no-experiment"]["finished"] == \
         "expected error", rows  # the toy template came from the wheel, and each launch was refused as it should be
-    assert (site / "benchmarks" / "faults" / "programs" / "exhaust.py").is_file()
+    for shipped in ("faults/programs/exhaust.py", "templates/tiny/experiment.py", "templates/v2_node/plot.py",
+                    "data/smoke_run/config.yaml", "data/v1_template/latex/template.tex"):
+        assert (site / "benchmarks" / shipped).is_file(), shipped
 
 
 IMPORT_ALL = """

@@ -122,13 +122,16 @@ def test_grokking_smoke_main_job_driven_by_a_scripted_model(tmp_path):
     run_dir = tmp_path / "run"
     with FakeLLMServer(responder=grokking_model()) as server:
         res = run_engine("+topic=grokking", "topic.profile=smoke", *one_stage(3), "search.num_drafts=1",
+                         "stages.final_seeds=2",
                          "search.debug_prob=0", f"model.base_url={server.base_url}", "model.name=fake-coder",
                          "model.prices.input=0.5", "model.prices.output=1.5", NO_RAY, f"hydra.run.dir={run_dir}")
     assert res.returncode == 0, res.stderr[-3000:]
     s = json.loads((run_dir / "summary.json").read_text())
     assert s["proposer"] == "llm (fake-coder)"
-    assert s["nodes"] == {"total": 3, "good": 3, "buggy": 0, "copies": 0, "seed_runs": 0}
-    rows = sorted(pq.read_table(run_dir / "journal").to_pylist(), key=lambda r: r["step"])
+    finals = 2 if s["result"]["node_id"] == s["result"]["baseline"]["node_id"] else 4  # on 2 fresh seeds
+    assert s["nodes"] == {"total": 3, "good": 3, "buggy": 0, "copies": 0, "seed_runs": 0, "final_runs": finals}
+    rows = sorted((r for r in pq.read_table(run_dir / "journal").to_pylist() if r["operator"] != "eval"),
+                  key=lambda r: r["step"])
     rates = [float(re.search(r'"--learning_rate", type=float, default=([0-9.e-]+)', r["code"]).group(1))
              for r in rows]
     assert rates[0] == 0.003 and len(rates) == 3 and all(r in (0.006, 0.012) for r in rates[1:])

@@ -290,7 +290,7 @@ def test_budget_scale_scales_every_stage_budget():
     half = run_config("search.budget_scale=0.5").stages.settings
     assert [s.max_nodes for s in base.values()] == [20, 12, 12, 18]
     assert [s.max_nodes for s in half.values()] == [10, 6, 6, 9]
-    assert half["agenda"].offline_max_nodes == 2 and base["agenda"].offline_max_nodes == 3  # 1.5 rounds up
+    assert half["tuning"].offline_max_nodes == 2 and base["tuning"].offline_max_nodes == 3  # 1.5 rounds up
     assert run_config("search.budget_scale=0.01").stages.settings["initial"].max_nodes == 1
     from engine.errors import EngineError
     with pytest.raises(EngineError, match="budget_scale"):

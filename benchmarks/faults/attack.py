@@ -190,7 +190,7 @@ def run_attack(program: str, params: dict, cfg: SandboxConfig, trial: Trial,
     code = f"import sys\nprint({RAN!r}, file=sys.stderr, flush=True)\n" + (PROGRAMS / program).read_text()
     job = NodeJob(f"faults-{Path(program).stem}", code,
                   {"params.json": json.dumps(params).encode()}, dataclasses.replace(cfg, plot_timeout_s=10),
-                  str(plant.scratch), None)
+                  str(plant.scratch), None, None)
     disk = DiskWatch(plant.scratch)
     outcome = None
     try:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.llm.fence import fence, with_data_rule
 from engine.llm.parsing import ParseError
 from engine.llm.providers import Tool
 from engine.llm.service import LLM, CallContext
@@ -75,11 +76,11 @@ class LLMProposer:
         c = self.ctx
         idea = "\n".join(f"- {k}: {v}" for k, v in c.idea.items() if k in IDEA_CONTENT)
         name, direction = _metric_words(c.spec_fn())
-        return render("system", task_description=c.task_description, idea=idea,
-                      support_files=", ".join(c.support_files) or "nothing else", metric_name=name,
-                      metric_direction=direction,
-                      time_limit="no time limit" if c.timeout_s == float("inf") else
+        time_limit = ("no time limit" if c.timeout_s == float("inf") else
                       f"{c.timeout_s:.0f} seconds of wall-clock time")
+        return with_data_rule(render("system", task_description=c.task_description, idea=idea,
+                                     support_files=", ".join(c.support_files) or "nothing else", metric_name=name,
+                                     metric_direction=direction, time_limit=time_limit))
 
     def _ask(self, prompt: str, target: Node | None, brief: StageBrief | None = None) -> Proposal:
         call = CallContext(target.id, target.step, target.stage) if target else CallContext()
@@ -102,13 +103,14 @@ class LLMProposer:
         prompt = render("improve", metric_name=name, metric_direction=direction,
                         parent_step=node.step, parent_metric=node.metric, parent_code=node.code,
                         parent_output=_tail(node), parent_analysis=_feedback(node),
-                        memory=memory(journal, name), stage_goal=brief.goal if brief else "",
+                        memory=fence(memory(journal, name), "search history"), stage_goal=brief.goal if brief else "",
                         stage_request=_request(brief))
         return self._ask(prompt, target, brief)
 
     def debug(self, journal: Journal, node: Node, rng: random.Random, target: Node | None = None,
               brief: StageBrief | None = None) -> Proposal:
-        prompt = render("debug", node_step=node.step, code=node.code, bug_reason=node.bug_reason or "unknown",
+        prompt = render("debug", node_step=node.step, code=node.code,
+                        bug_reason=fence(node.bug_reason or "unknown", "error message"),
                         output=_tail(node), analysis=_feedback(node))
         return self._ask(prompt, target)
 
@@ -124,11 +126,12 @@ class LLMFeedback:
         name, direction = _metric_words(self.spec_fn())
         prompt = render("feedback", plan=node.plan, code=node.code,
                         exit_status=ex.exit_code if ex.killed_reason is None else f"killed ({ex.killed_reason})",
-                        output=(ex.stdout_tail + "\n" + ex.stderr_tail)[-OUTPUT_CHARS:],
-                        final_info=json.dumps(ex.final_info)[:3000] if ex.final_info else "none",
+                        output=fence((ex.stdout_tail + "\n" + ex.stderr_tail)[-OUTPUT_CHARS:], "program output"),
+                        final_info=fence(json.dumps(ex.final_info)[:3000], "results") if ex.final_info else "none",
                         metric_name=name, metric_direction=direction,
-                        metric=node.metric if not node.is_buggy else f"none ({node.bug_reason})")
-        answer = self.llm.ask_json("feedback", "You review machine-learning experiment runs.",
+                        metric=node.metric if not node.is_buggy else
+                        f"none, the run is buggy:\n{fence(node.bug_reason, 'error message')}")
+        answer = self.llm.ask_json("feedback", with_data_rule("You review machine-learning experiment runs."),
                                    [{"role": "user", "content": prompt}], FEEDBACK_TOOL,
                                    CallContext(node.id, node.step, node.stage))
         return bool(answer["is_bug"]), str(answer["analysis"])
@@ -213,4 +216,5 @@ def _feedback(node: Node) -> str:
 
 
 def _tail(node: Node) -> str:
-    return (node.exec.stdout_tail + "\n" + node.exec.stderr_tail).strip()[-OUTPUT_CHARS:] or "(no output)"
+    return fence((node.exec.stdout_tail + "\n" + node.exec.stderr_tail).strip()[-OUTPUT_CHARS:] or "(no output)",
+                 "program output")

@@ -4,9 +4,11 @@
                                  search is over: a resumed run does not decide again
     stages/<name>/summary.json   the finished stage's record, written when its seed runs are in (marks it done)
     stages/<name>/seeds.png, seeds.parquet   the seed evaluation
+    final/search.json            the run's result as chosen (on seed means) and the fresh seeds it is measured on
+    final/summary.json           the result and the ablations once every run is in (summary.json quotes them)
 
-The decisions themselves are made in stages/policy.py; this module only writes them down, plots the seeds and
-tells the tracker.
+The decisions themselves are made in stages/ (policy.py, plan.py, result.py); this module only writes them down,
+plots the seeds and tells the tracker.
 """
 from __future__ import annotations
 
@@ -24,7 +26,10 @@ from engine.tracking import Tracker
 from search.journal import Journal
 from search.metric import MetricSpec, flatten_final_info
 from stages import rules, seeds
-from stages.policy import Decided, Finished, StagePolicy, Started
+from stages.outcome import result_line
+from stages.plan import Concluded, Decided, Finished, ResultChosen, Started
+from stages.policy import StagePolicy
+from stages.result import FinalEvaluation
 from stages.spec import stage_goal
 
 log = logging.getLogger(__name__)
@@ -36,7 +41,8 @@ class StageRecords:
         self.run, self.journal, self.spec, self.tracker, self.critique = run, journal, spec, tracker, critique
 
     def folder(self, name: str) -> Path:
-        return self.run.path / "stages" / name
+        """stages/<name>/, or final/ for the run's result (`name` "final")."""
+        return self.run.path / "final" if name == "final" else self.run.path / "stages" / name
 
     def saved(self, name: str) -> tuple[dict | None, dict | None]:
         """(record, decision) saved for a stage: summary.json and search.json, either None."""
@@ -44,6 +50,12 @@ class StageRecords:
 
     def __call__(self, events: list[Any]) -> None:
         for ev in events:
+            if isinstance(ev, ResultChosen):
+                self._result_chosen(ev.final)
+                continue
+            if isinstance(ev, Concluded):
+                self._concluded(ev.record)
+                continue
             stage: StagePolicy = ev.stage
             if isinstance(ev, Started):
                 start = stage.start
@@ -68,7 +80,8 @@ class StageRecords:
     def _record(self, stage: StagePolicy) -> dict[str, Any]:
         d, spec, start = stage.decision or {}, self.spec(), stage.start
         best = stage.best
-        seed_info = self._seeds(stage) if best is not None else {"skipped": "no working node to evaluate"}
+        seed_info = self._seeds(stage) if best is not None else \
+            dict(stage.seed_plan) or {"skipped": "no working node to evaluate"}
         return {
             "name": stage.name, "title": stage.settings.title, "goal": stage_goal(stage.name), "budget": stage.budget,
             "nodes": len(stage.ran), "completed": d.get("completed"), "why": d.get("why"),
@@ -80,6 +93,24 @@ class StageRecords:
             "plot_critique": "on" if self.critique else "skipped: no vision-capable model configured",
             "history": rules.history(stage.view, start, spec) if spec else [],
         }
+
+    def _result_chosen(self, final: FinalEvaluation) -> None:
+        """The result's choice, saved so that a resume measures the same node on the same fresh seeds."""
+        write_json(self.folder("final") / "search.json", final.saved())
+        node = final.result
+        self.tracker.log_event("result_chosen", {"node": node.step, "stage": node.stage, "fresh_seeds": final.fresh})
+        fresh = (f"now measured with the baseline on fresh seeds {final.param}={final.fresh}" if final.param
+                 else "its program has no seed parameter: a single run, not repeated")
+        log.info("=== result: node %d (stage %s), chosen on %s; %s", node.step, node.stage,
+                 final.choice["chosen_by"], fresh)
+
+    def _concluded(self, record: dict[str, Any]) -> None:
+        write_json(self.folder("final") / "summary.json", record)
+        result = record.get("result") or {}
+        self.tracker.log_event("result", {k: result.get(k) for k in ("mean", "stderr", "n")} |
+                               {"ci95_lo": (result.get("ci95") or [None])[0],
+                                "ci95_hi": (result.get("ci95") or [None, None])[1]})
+        log.info("=== %s", result_line(result))
 
     def _seeds(self, stage: StagePolicy) -> dict[str, Any]:
         plan, best, spec = stage.seed_plan, stage.best, self.spec()
@@ -115,3 +146,4 @@ class StageRecords:
                 "mean": mean, "stderr": stderr, "failed": failed, "aggregate": aggregate,
                 "plot": None if plot is None else plot.relative_to(self.run.path).as_posix(),
                 "table": (folder / "seeds.parquet").relative_to(self.run.path).as_posix()}
+

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Files and folders of a template that a node does not need in its working directory.
-NOT_COPIED = {"experiment.py", "manifest.yaml", "latex", "__pycache__", ".git"}
+# held_out.py (the sealed evaluator of held-out metrics) goes to the final evaluation's runs only
+NOT_COPIED = {"experiment.py", "manifest.yaml", "latex", "__pycache__", ".git", "held_out.py"}
 MAX_SUPPORT_BYTES = 20 * 2**20
 
 
@@ -50,6 +51,7 @@ class Manifest:
     ablations: dict[str, dict[str, Scalar]] = field(default_factory=dict)
     resources: Resources = Resources()
     seed_param: str | None = None  # the hyperparameter that sets the random seed (multi-seed evaluation)
+    held_out: tuple[str, ...] = ()  # metrics the search never sees, reported from the final evaluation only
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class Template:
     latex_path: Path | None
     manifest: Manifest | None
     baseline_final_info: dict[str, Any] | None  # from a run_0/ shipped with the template, if any
+    held_out_code: str | None = None  # held_out.py: computes the held-out metrics in final evaluation runs only
 
     def code_for_profile(self, profile: str | None) -> str:
         """experiment.py with the profile's hyperparameter values written into it."""
@@ -162,10 +165,14 @@ def load_template(path: str | Path) -> Template:
 
     manifest_file = path / "manifest.yaml"
     manifest = _load_manifest(manifest_file, code) if manifest_file.is_file() else None
+    evaluator = path / "held_out.py"
+    if evaluator.is_file() and not (manifest and manifest.held_out):
+        raise TemplateError(evaluator, "held_out.py", "the template has a held-out evaluator but its manifest.yaml "
+                            "names no held_out metrics: list the metrics it writes (held_out: [name, ...])")
     return Template(path=path, name=path.name, experiment_code=code, prompt=prompt, seed_ideas=seed_ideas,
                     plot_code=read_text(plot) if plot.is_file() else None,
                     latex_path=latex if latex.is_file() else None, manifest=manifest,
-                    baseline_final_info=baseline)
+                    baseline_final_info=baseline, held_out_code=read_text(evaluator) if evaluator.is_file() else None)
 
 
 def _read_json(file: Path, kind: type) -> Any:
@@ -187,7 +194,7 @@ def _load_manifest(file: Path, code: str) -> Manifest:
         raise TemplateError(file, "yaml", str(e).replace("\n", " ")) from None
     if not isinstance(raw, dict):
         raise TemplateError(file, "top level", "expected a mapping")
-    known = {"metric", "profiles", "default_profile", "tunables", "ablations", "resources", "seed_param"}
+    known = {"metric", "profiles", "default_profile", "tunables", "ablations", "resources", "seed_param", "held_out"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise TemplateError(file, unknown[0], f"unknown field; known fields: {', '.join(sorted(known))}")
@@ -209,8 +216,25 @@ def _load_manifest(file: Path, code: str) -> Manifest:
         raise TemplateError(file, "default_profile", f"{default_profile!r} is not one of the profiles")
     ablations = _settings_map(file, "ablations", raw.get("ablations", {}), hyper)
 
+    tunables = _tunables(file, raw.get("tunables") or {}, hyper)
+
+    resources = _resources(file, raw.get("resources") or {})
+    seed_param = raw.get("seed_param")
+    if seed_param is not None and seed_param not in hyper:
+        raise TemplateError(file, "seed_param", f"{seed_param!r} is not a hyperparameter of experiment.py")
+    held_out = raw.get("held_out") or []
+    if not isinstance(held_out, list) or not all(isinstance(n, str) and n for n in held_out):
+        raise TemplateError(file, "held_out", "expected a list of metric names (keys of final_info.json's means)")
+    if metric is not None and metric.name in held_out:
+        raise TemplateError(file, "held_out", f"{metric.name!r} is the primary metric: the search decides on it, "
+                            "so it cannot be held out")
+    return Manifest(metric, profiles, default_profile, tunables, ablations, resources, seed_param, tuple(held_out))
+
+
+def _tunables(file: Path, raw: dict[str, Any], hyper: dict) -> dict[str, TunableSpec]:
+    """The manifest's tunables: each a hyperparameter of experiment.py, with values or a [low, high] range."""
     tunables: dict[str, TunableSpec] = {}
-    for name, spec in (raw.get("tunables") or {}).items():
+    for name, spec in raw.items():
         where = f"tunables.{name}"
         if name not in hyper:
             raise TemplateError(file, where, "not a hyperparameter of experiment.py (argparse default, "
@@ -232,12 +256,7 @@ def _load_manifest(file: Path, code: str) -> Manifest:
         tunables[name] = TunableSpec(name, values, None if low is None else float(low),
                                      None if high is None else float(high), bool(spec.get("log", False)),
                                      isinstance(current, int) and not isinstance(current, bool))
-
-    resources = _resources(file, raw.get("resources") or {})
-    seed_param = raw.get("seed_param")
-    if seed_param is not None and seed_param not in hyper:
-        raise TemplateError(file, "seed_param", f"{seed_param!r} is not a hyperparameter of experiment.py")
-    return Manifest(metric, profiles, default_profile, tunables, ablations, resources, seed_param)
+    return tunables
 
 
 def _resources(file: Path, raw: Any) -> Resources:

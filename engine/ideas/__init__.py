@@ -75,7 +75,14 @@ def run_phase(ctx: PhaseContext) -> dict[str, Any]:
         run.check_loaded(ideas, str(template.path / "seed_ideas.json"))
     else:
         label, source = llm.model_name(ROLE), "generated"
-        ideas, dropped = run.generate(_topic(ctx, template), label)
+        budget = ctx.budget
+        why = budget.afford_phase("ideas", "ideation") if budget is not None and template is not None else None
+        ideas, dropped = ([], []) if why else run.generate(_topic(ctx, template), label)
+        stop = why or (budget.stopped_in("ideas") if budget is not None else None)
+        if not ideas and stop and template is not None:  # the offline path: the template's seed ideas
+            ideas, source, label = _seed_ideas(template, f"template seed ideas (the budget stopped ideation: {stop})")
+            for idea in ideas:
+                idea["novelty"] = unchecked(f"not checked: the budget stopped the phase ({stop})")
     if not ideas:
         reasons = "; ".join(f"{d['Name'] or d['slot']}: {d['reason']}" for d in dropped)
         raise EngineError(f"every idea was dropped ({reasons}); see {ctx.run_dir / 'ideas'} and try again "
@@ -91,6 +98,14 @@ def run_phase(ctx: PhaseContext) -> dict[str, Any]:
              len(ideas), num_novel, unchecked_, len(dropped), ideas[chosen]["Name"])
     return {"ideas": "ideas.json", "idea": "idea.json", "chosen": ideas[chosen]["Name"], "num_ideas": len(ideas),
             "num_novel": num_novel, "dropped": len(dropped), "source": source, "generated_by": label}
+
+
+def _seed_ideas(template: Template, label: str) -> tuple[list[dict[str, Any]], str, str]:
+    ideas = ideas_from_data(template.seed_ideas, template.path / "seed_ideas.json")
+    for idea in ideas:
+        idea["generated_by"] = label
+    log.warning("ideas: %s", label)
+    return ideas, label, label
 
 
 def _topic(ctx: PhaseContext, template: Template | None) -> Topic:

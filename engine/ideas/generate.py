@@ -22,6 +22,7 @@ from engine.ideas.library import Library, LiteratureDown, render_results
 from engine.ideas.novelty import idea_text
 from engine.ideas.schema import TOPIC_TOOL, clean_model_idea, idea_tool
 from engine.ideas.topic import Topic
+from engine.llm.fence import with_data_rule
 from engine.llm.service import LLM, CallContext
 from engine.prompts import render_from
 
@@ -141,7 +142,7 @@ class Ideation:
             turn.update(results=[], error=str(e))
 
     def _system(self) -> str:
-        return render_from(PROMPTS, "system", template_system=self.topic.system)
+        return with_data_rule(render_from(PROMPTS, "system", template_system=self.topic.system))
 
     def _conversation(self, slot: int, rnd: int, state: dict[str, Any]) -> list[dict[str, Any]]:
         common = {"slot": slot + 1, "num_ideas": self.cfg.num_ideas, "rounds": self.cfg.num_reflections,

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.errors import EngineError
+from engine.llm.fence import fence
 
 log = logging.getLogger(__name__)
 
@@ -57,4 +58,4 @@ def render_results(results: list[dict[str, Any]], numbers: list[int] | None = No
     if not results:
         return "(no results)"
     labels = [f"[{n}]" for n in numbers] if numbers else ["-"] * len(results)
-    return "\n\n".join(f"{label} {r['prompt_text']}" for label, r in zip(labels, results))
+    return fence("\n\n".join(f"{label} {r['prompt_text']}" for label, r in zip(labels, results)), "search results")

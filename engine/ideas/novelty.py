@@ -15,6 +15,7 @@ from typing import Any
 
 from engine.ideas.library import Library, LiteratureDown, paper_record, render_results
 from engine.ideas.schema import SCORES, novelty_tool
+from engine.llm.fence import with_data_rule
 from engine.llm.service import LLM, CallContext, LLMCallError
 from engine.prompts import render_from
 
@@ -56,8 +57,8 @@ def check_novelty(llm: LLM, idea: dict[str, Any], state: dict[str, Any], save: C
                 done[-1]["results"] = library.search(done[-1]["query"])  # literature.results_per_query of them
                 save()
             allow_search = len(done) + 1 < rounds
-            answer = llm.ask_json(ROLE, render_from(PROMPTS, "novelty_system"), _conversation(idea, done, rounds),
-                                  novelty_tool(allow_search), call)
+            answer = llm.ask_json(ROLE, with_data_rule(render_from(PROMPTS, "novelty_system")),
+                                  _conversation(idea, done, rounds), novelty_tool(allow_search), call)
             query = answer.get("query")
             if answer.get("action") == "search" and allow_search and isinstance(query, str) and query.strip():
                 done.append({"query": query.strip(), "results": None})

@@ -17,8 +17,8 @@ SCHEMA = pa.schema([
     ("stage", pa.string()), ("role", pa.string()), ("model", pa.string()), ("provider", pa.string()),
     ("input_tokens", pa.int64()), ("output_tokens", pa.int64()), ("cached_tokens", pa.int64()),
     ("cost_usd", pa.float64()), ("latency_s", pa.float64()), ("ok", pa.bool_()), ("error", pa.string()),
-    ("replayed", pa.bool_()), ("time", pa.float64()),
-])
+    ("replayed", pa.bool_()), ("time", pa.float64()), ("phase", pa.string()), ("cost_estimated", pa.bool_()),
+])  # (a ledger written before `phase` and `cost_estimated` existed reads them as null)
 
 
 @dataclass
@@ -40,6 +40,8 @@ class CallRecord:
     error: str | None
     replayed: bool
     time: float
+    phase: str | None = None  # the pipeline phase that made the call
+    cost_estimated: bool = False  # a call that failed without a reply (a timeout): its cost is its bound
 
 
 class Ledger:

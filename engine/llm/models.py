@@ -14,6 +14,18 @@ from engine.values import Section, show
 MODEL_DIR = Path(__file__).resolve().parents[1] / "conf" / "model"  # engine/conf: the package's own
 PROVIDERS = ("openai", "anthropic", "bedrock", "vertex")
 ROLES = ("code", "feedback", "vision", "select", "summary", "review", "ideation", "citation", "writeup")
+# what the call path honours (conf/model/*.yaml `quirks`; docs/models-and-budget.md says what each means)
+QUIRKS = {
+    "system_message": "false: the system prompt goes as the first user turn (OpenAI o1-era models)",
+    "temperature": "false: no temperature is sent (reasoning models, Anthropic thinking, Gemini 3)",
+    "fixed_temperature": "a number sent whatever llm.temperature says",
+    "reasoning_effort": "OpenAI-compatible reasoning models: sent as reasoning_effort (low, medium, high, ...)",
+    "thinking": "Anthropic: adaptive (thinking: {type: adaptive}) or enabled (with thinking_budget); then no "
+                "temperature and no forced tool choice",
+    "thinking_budget": "Anthropic thinking: enabled: budget_tokens, added to the call's output limit",
+    "max_tokens_param": "OpenAI-compatible: max_completion_tokens or max_tokens (default: the first for OpenAI's "
+                        "own API, the second for other servers)",
+}
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,7 @@ class ModelSpec:
     tool_calling: bool = True
     structured_output: bool = False
     max_output_tokens: int = 8192
+    context_window: int | None = None
     quirks: dict[str, Any] = field(default_factory=dict)
     registry_name: str | None = None  # the conf/model file it came from, if any
 
@@ -58,6 +71,21 @@ class ModelSpec:
     @property
     def fixed_temperature(self) -> float | None:
         return self.quirks.get("fixed_temperature")
+
+    @property
+    def thinking(self) -> str | None:
+        """Anthropic thinking: None, "adaptive" or "enabled"."""
+        return self.quirks.get("thinking") or None
+
+    @property
+    def reasoning_effort(self) -> str | None:
+        return self.quirks.get("reasoning_effort") or None
+
+    def output_limit(self, requested: int) -> int:
+        """The output tokens a call may produce (what the request sends as its limit, and what the budget bounds
+        its cost by): the tokens asked for (plus an Anthropic thinking budget), within the model's limit."""
+        extra = int(self.quirks.get("thinking_budget") or 0) if self.thinking == "enabled" else 0
+        return min(requested + extra, self.max_output_tokens)
 
 
 def spec_from_dict(raw: dict[str, Any] | None, registry_name: str | None = None) -> ModelSpec | None:
@@ -78,7 +106,8 @@ def spec_from_dict(raw: dict[str, Any] | None, registry_name: str | None = None)
                         for k in ("input", "output", "cached_input"))),
         release_date=_release_date(m), vision=m.flag("vision", default=False),
         tool_calling=m.flag("tool_calling", default=True), structured_output=m.flag("structured_output", default=False),
-        max_output_tokens=m.integer("max_output_tokens", at_least=1, default=8192), quirks=_quirks(m),
+        max_output_tokens=m.integer("max_output_tokens", at_least=1, default=8192),
+        context_window=m.integer("context_window", at_least=1, null="unknown", default=None), quirks=_quirks(m),
         registry_name=registry_name)
     if name is None:
         if base_url:
@@ -98,14 +127,21 @@ def _release_date(m: Section) -> str | None:
 
 
 def _quirks(m: Section) -> dict[str, Any]:
+    """model.quirks: only what the call path honours (QUIRKS), each of its type."""
     q = Section(m.get("quirks", None) or {}, "model.quirks")
-    known = ("system_message", "temperature", "fixed_temperature")
     for key in q.raw:
-        if key not in known:
-            raise ValueError(f"model.quirks.{key}: unknown quirk; quirks: {', '.join(known)}")
-    out: dict[str, Any] = {k: q.flag(k) for k in ("system_message", "temperature") if k in q.raw}
-    if "fixed_temperature" in q.raw:
-        out["fixed_temperature"] = q.number("fixed_temperature", at_least=0, at_most=2, null="none")
+        if key not in QUIRKS:
+            raise ValueError(f"model.quirks.{key}: not a quirk the call path knows; known: {', '.join(QUIRKS)}")
+    reads = {"system_message": lambda k: q.flag(k), "temperature": lambda k: q.flag(k),
+             "fixed_temperature": lambda k: q.number(k, at_least=0, at_most=2, null="none"),
+             "reasoning_effort": lambda k: q.text(k, null="not sent"),
+             "thinking": lambda k: q.choice(k, ("adaptive", "enabled"), null="no thinking"),
+             "thinking_budget": lambda k: q.integer(k, at_least=1, null="none"),
+             "max_tokens_param": lambda k: q.choice(k, ("max_completion_tokens", "max_tokens"),
+                                                    null="the API's usual one")}
+    out = {key: reads[key](key) for key in QUIRKS if key in q.raw}
+    if out.get("thinking") == "enabled" and out.get("thinking_budget") is None:
+        raise ValueError("model.quirks.thinking=enabled needs model.quirks.thinking_budget (tokens)")
     return out
 
 

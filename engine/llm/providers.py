@@ -73,12 +73,16 @@ class OpenAIProvider:
                                                        base64.b64encode(img).decode()}} for img in m["images"]]
             messages.append({"role": m["role"], "content": content})
         kwargs: dict[str, Any] = {"model": spec.name, "messages": messages}
-        # OpenAI's own API wants max_completion_tokens (o-series require it); compatible servers know max_tokens
-        kwargs["max_completion_tokens" if spec.base_url is None else "max_tokens"] = min(
-            req.max_tokens, spec.max_output_tokens)
+        # OpenAI's own API wants max_completion_tokens (reasoning models require it: it bounds their reasoning
+        # tokens too); compatible servers know max_tokens
+        param = spec.quirks.get("max_tokens_param") or ("max_completion_tokens" if spec.base_url is None
+                                                         else "max_tokens")
+        kwargs[param] = spec.output_limit(req.max_tokens)
         temperature = spec.fixed_temperature if spec.fixed_temperature is not None else req.temperature
         if temperature is not None and spec.takes_temperature:
             kwargs["temperature"] = temperature
+        if spec.reasoning_effort:
+            kwargs["reasoning_effort"] = spec.reasoning_effort
         if req.tool is not None:
             kwargs["tools"] = [{"type": "function", "function": {
                 "name": req.tool.name, "description": req.tool.description, "parameters": req.tool.parameters}}]
@@ -131,17 +135,24 @@ class AnthropicProvider:
                            for img in m["images"]] + [{"type": "text", "text": m["content"]}]
             messages.append({"role": m["role"], "content": content})
         kwargs: dict[str, Any] = {"model": spec.name, "messages": messages,
-                                  "max_tokens": min(req.max_tokens, spec.max_output_tokens)}
+                                  "max_tokens": spec.output_limit(req.max_tokens)}
         if req.system:
             kwargs["system"] = req.system
+        thinking = spec.thinking
+        if thinking == "adaptive":
+            kwargs["thinking"] = {"type": "adaptive"}
+        elif thinking == "enabled":  # the older form: a fixed budget within max_tokens (refused by the newest models)
+            kwargs["thinking"] = {"type": "enabled", "budget_tokens": int(spec.quirks["thinking_budget"])}
         temperature = spec.fixed_temperature if spec.fixed_temperature is not None else req.temperature
-        if temperature is not None and spec.takes_temperature:
+        if temperature is not None and spec.takes_temperature and thinking is None:
             # recent SDKs no longer list temperature (newer models fix it); older models still take it
             kwargs["extra_body"] = {"temperature": temperature}
         if req.tool is not None:
             kwargs["tools"] = [{"name": req.tool.name, "description": req.tool.description,
                                 "input_schema": req.tool.parameters}]
-            kwargs["tool_choice"] = {"type": "tool", "name": req.tool.name}
+            # with thinking, a forced tool choice is refused: the model is offered the tool (and the reply's JSON
+            # is the fallback answer)
+            kwargs["tool_choice"] = {"type": "auto"} if thinking else {"type": "tool", "name": req.tool.name}
         resp = self.client.messages.create(**kwargs)
         text = "".join(block.text for block in resp.content if block.type == "text")
         tool_input = next((dict(block.input) for block in resp.content if block.type == "tool_use"), None)

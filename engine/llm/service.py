@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from engine.errors import EngineError
@@ -44,11 +44,24 @@ class LLMCallError(RuntimeError):
     """A call that failed after the SDK's retries (rate limits, server errors); costs its node, not the run."""
 
 
+class Guard(Protocol):
+    """The run's budget (engine/budget/guard.py): asked before every live call, told its cost after."""
+
+    phase: str | None
+
+    def reserve(self, role: str, spec: ModelSpec, req: Request) -> int: ...
+
+    def bound(self, spec: ModelSpec, req: Request) -> float | None: ...
+
+    def settle(self, ticket: int, cost_usd: float | None) -> None: ...
+
+
 class LLM:
     def __init__(self, roles: dict[str, ModelSpec], settings: LLMSettings, env: Mapping[str, str],
                  ledger: Ledger | None = None, recorder: Recorder | None = None, replayer: Replayer | None = None,
-                 providers: dict[str, Provider] | None = None, replay_fallback: str = "error"):
-        self.roles, self.settings, self.env = roles, settings, env
+                 providers: dict[str, Provider] | None = None, replay_fallback: str = "error",
+                 budget: Guard | None = None):
+        self.roles, self.settings, self.env, self.budget = roles, settings, env, budget
         self.ledger, self.recorder, self.replayer = ledger, recorder, replayer
         # with a replayer, a request the recorded run never made: "error" stops the run, "live" asks the model
         self.replay_fallback = replay_fallback
@@ -96,6 +109,7 @@ class LLM:
         seq = self.ledger.next_seq() if self.ledger else n
         req_hash = request_hash(role, spec.name, req)
         start, resp, error, live = time.monotonic(), None, None, self.replayer is None
+        ticket, unbilled, refused = None, True, False
         try:
             if self.replayer is not None:
                 try:
@@ -106,24 +120,36 @@ class LLM:
                         raise
                     live = True
                     log.warning("%s\nreplay.fallback=live: asking model %s instead", miss, spec.name)
+            if self.budget is not None:
+                refused = True  # until the budget lets it through (BudgetExhausted: the call is not made)
+                ticket = self.budget.reserve(role, spec, req)
+                refused = False
             with self._sem:
                 resp = self._provider(role).complete(req)
             return resp
         except Exception as e:  # noqa: BLE001 - recorded, then raised as the right kind
             error = f"{type(e).__name__}: {e}"
+            unbilled = not _maybe_billed(e)
             raise self._translate(role, spec, e) from e
         finally:
-            self._record(seq, key, role, spec, req, resp, error, time.monotonic() - start, ctx, req_hash, live)
+            if not refused:  # a call the budget refused was never made
+                cost = self._record(seq, key, role, spec, req, resp, error, time.monotonic() - start, ctx, req_hash,
+                                    live, estimate=None if unbilled or self.budget is None else
+                                    self.budget.bound(spec, req))
+                if ticket is not None:
+                    self.budget.settle(ticket, cost)
 
     def _record(self, seq: int, key: tuple, role: str, spec: ModelSpec, req: Request, resp: Response | None,
                 error: str | None, latency: float, ctx: CallContext, req_hash: str | None = None,
-                live: bool = True) -> None:
+                live: bool = True, estimate: float | None = None) -> float | None:
+        """Transcript and ledger row of a call; returns its cost (`estimate`: a call that failed without a reply
+        but may have been billed, counted at its bound)."""
         if self.recorder is not None:
             self.recorder.save(seq, key, spec.name, req, resp, error, req_hash, live)
-        if self.ledger is None:
-            return
         tokens = (resp.input_tokens, resp.output_tokens, resp.cached_tokens) if resp else (0, 0, 0)
-        cost = spec.prices.cost(*tokens) if resp else 0.0
+        cost = spec.prices.cost(*tokens) if resp else (estimate or 0.0)
+        if self.ledger is None:
+            return cost
         if resp is not None and cost is None and spec.name not in self._warned_prices:
             self._warned_prices.add(spec.name)
             log.warning("no price known for model %s: its cost is reported as unknown (null), not zero; add "
@@ -133,7 +159,9 @@ class LLM:
             run=self.ledger.run, seq=seq, node=ctx.node, step=ctx.step, stage=ctx.stage, role=role,
             model=spec.name, provider=spec.provider, input_tokens=tokens[0], output_tokens=tokens[1],
             cached_tokens=tokens[2], cost_usd=cost, latency_s=round(latency, 3), ok=resp is not None,
-            error=error, replayed=not live, time=time.time()))
+            error=error, replayed=not live, time=time.time(), phase=self.budget.phase if self.budget else None,
+            cost_estimated=resp is None and bool(estimate)))
+        return cost
 
     def _translate(self, role: str, spec: ModelSpec, e: Exception) -> Exception:
         where = spec.base_url or spec.provider
@@ -145,7 +173,7 @@ class LLM:
                                f"{spec.name}: {_message(e)}")
         if isinstance(e, tuple(m.NotFoundError for m in sdks)):
             return EngineError(f"role {role}: {where} does not know model {spec.name!r}: {_message(e)}")
-        if isinstance(e, EngineError):
+        if isinstance(e, (EngineError, LLMCallError)):
             return e
         return LLMCallError(f"role {role}, model {spec.name}: {type(e).__name__}: {_message(e)}")
 
@@ -226,6 +254,15 @@ class LLM:
                 raise EngineError(f"role {role}: the check call to model {spec.name} at "
                                   f"{spec.base_url or spec.provider} failed: {err}") from None
             log.info("model check: role %s -> %s (%s) answers", role, spec.name, spec.base_url or spec.provider)
+
+
+def _maybe_billed(e: Exception) -> bool:
+    """A call that failed without a reply but may have been billed: the request reached the provider and then the
+    connection was lost or timed out. An error status (a 429, a 500) is not billed, nor a connection never made."""
+    sdks = [sys.modules[name] for name in ("openai", "anthropic") if name in sys.modules]
+    if not isinstance(e, tuple(m.APIConnectionError for m in sdks)):  # (their timeout errors are of this kind)
+        return False
+    return type(e.__cause__).__name__ not in ("ConnectError", "ConnectTimeout")  # the HTTP client's own errors
 
 
 def _message(e: Exception) -> str:

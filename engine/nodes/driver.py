@@ -23,12 +23,14 @@ from engine.errors import EngineError
 from engine.nodes.executor import Executor
 from engine.nodes.node_exec import NodeJob, NodeOutcome
 from engine.rundir import RunDir
+from search import held_out
 from search.journal import Journal
 from search.judge import judge
 from search.metric import MetricSpec
-from search.node import ExecResult, Node
-from search.operators import NothingLeft, Proposal, Proposer, propose
-from stages.policy import StagePlan, StagePolicy, Started
+from search.node import RERUNS, ExecResult, Node
+from search.operators import NothingLeft, Proposal, Proposer, StopSearch, propose
+from stages.plan import StagePlan, Started
+from stages.policy import StagePolicy
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +56,15 @@ class Driver:
                  lookahead: int = 0, proposal_concurrency: int = 1,
                  infer_spec: Callable[[Node], MetricSpec | None] | None = None,
                  on_record: Callable[[Node, NodeOutcome], None] | None = None,
-                 on_events: Callable[[list[Any]], None] | None = None):
+                 on_events: Callable[[list[Any]], None] | None = None, held_out: tuple[str, ...] = (),
+                 admit: Callable[[Node], str | None] | None = None):
         self.run, self.state, self.proposer, self.executor, self.make_job = run, state, proposer, executor, make_job
         self.plan, self.feedback, self.lookahead, self.infer_spec = plan, feedback, max(0, lookahead), infer_spec
         self.on_record = on_record or (lambda node, outcome: None)
         self.on_events = on_events or (lambda events: None)
+        # before a node starts: None, or why it may not (the run's compute budget), which stops the search
+        self.admit = admit or (lambda node: None)
+        self.stopped: str | None = None  # why the search winds down early (a budget): no new proposals
         self.pool = ThreadPoolExecutor(max_workers=max(1, proposal_concurrency), thread_name_prefix="propose")
         self.proposing: dict[Future, Node] = {}  # programs being written
         self.ready: list[Node] = []  # written, waiting for a slot
@@ -70,6 +76,7 @@ class Driver:
         self.dropped: list[dict[str, Any]] = []  # written proposals whose basis changed before they could run
         self.started = time.monotonic()
         self.overhead_s: list[float] = []  # per result: driver time from its arrival to the slot's next submission
+        self.held_out = held_out  # metrics the search never sees (search/held_out.py)
 
     # -- what is in flight -------------------------------------------------------------------------------
     def _unfinished(self) -> list[Node]:
@@ -78,7 +85,7 @@ class Driver:
 
     def pending_of(self, stage: str) -> list[Node]:
         """The stage's search nodes handed out and not yet finished (they count against its budget)."""
-        return [n for n in self._unfinished() if n.stage == stage and n.operator != "seed"]
+        return [n for n in self._unfinished() if n.stage == stage and n.operator not in RERUNS]
 
     def _stage(self, name: str) -> StagePolicy | None:
         return next((s for s in self.plan.stages if s.name == name), None)
@@ -89,8 +96,8 @@ class Driver:
         feedback without running again; the others run as slots free (seed runs are re-issued by their stage)."""
         try:
             for node in resumed:
-                if node.operator == "seed":
-                    continue
+                if node.operator in RERUNS:
+                    continue  # re-issued by their stage or by the final evaluation
                 saved = self.run.load_run(node)
                 if saved is None:
                     self.queued.append(node)
@@ -110,6 +117,8 @@ class Driver:
                     self._advance()
                     self._refill()
                     if not self._unfinished() and not self.plan.finished:
+                        if self.stopped:
+                            break  # the stages in progress stay undecided: a resume continues them
                         raise EngineError("the search has nothing to run and is not over (an engine fault): " +
                                           "; ".join(f"{s.name}: {s.status}" for s in self.plan.stages))
                     continue
@@ -143,12 +152,28 @@ class Driver:
                 node = self.plan.next_seed()
             if node is None:
                 return
+            why = self.admit(node)
+            if why is not None:
+                self._stop(why, keep=node)
+                return
             self._submit(node)
+
+    def _stop(self, why: str, keep: Node | None = None) -> None:
+        """The run's budget is spent: nothing new is written or started; running nodes finish and are recorded.
+        Programs already written wait in pending/ for a resume (a seed run is planned again by its stage)."""
+        if self.stopped is None:
+            self.stopped = why
+            log.warning("=== the search stops: %s; running nodes finish and are recorded", why)
+        for fut in [f for f in self.proposing if f.cancel()]:
+            del self.proposing[fut]
+        for node in self.queued + self.ready + ([keep] if keep is not None and keep.operator != "seed" else []):
+            self.run.add_pending(node)
+        self.queued, self.ready = [], []
 
     def _top_up(self) -> int:
         """Keep proposals being written for every free slot plus `lookahead` more; returns how many were asked."""
         stage, asked_for = self.plan.searching, 0
-        if stage is None:
+        if stage is None or self.stopped:
             return 0
         want = self._capacity() + self.lookahead - len(self.proposing) - len(self.ready)
         while want > 0:
@@ -179,6 +204,9 @@ class Driver:
                 if stage is not None:
                     stage.nothing_left(str(e))
                 continue
+            except StopSearch as e:  # the run's budget: no call was made for this node
+                self._stop(str(e))
+                continue
             except Exception as e:  # noqa: BLE001 - a failed proposal is a buggy node, not a dead run
                 log.warning("proposing node %d failed: %s", node.step, e)
                 node.plan, node.code = f"{node.operator} (proposal failed)", ""
@@ -190,6 +218,10 @@ class Driver:
             if unnamed:
                 self._record(node, NodeOutcome(node.id, ExecResult(
                     exc_type="UnnamedChange", exc_message=unnamed, killed_reason="proposal")))
+                continue
+            self.plan.prepare(node)
+            if self.stopped:  # written (and paid for) after the stop: it runs on resume
+                self.run.add_pending(node)
                 continue
             self.ready.append(node)
 
@@ -237,6 +269,7 @@ class Driver:
         if node.slot is not None and node.slot not in self.free_slots:
             bisect.insort(self.free_slots, node.slot)
         node.finished_at = time.time()
+        self._withhold(node, outcome)
         node.exec = outcome.result
         if self.state.spec is None and self.infer_spec is not None:
             self.state.spec = self.infer_spec(node)  # raises when the template's own code failed
@@ -249,10 +282,24 @@ class Driver:
                     self._judged(n, o)
         self._judged(node, outcome)
 
+    def _withhold(self, node: Node, outcome: NodeOutcome) -> None:
+        """Held-out metrics leave the result before anything reads it; a final evaluation run keeps their values
+        on the node (never in what a model or a decision reads)."""
+        if not self.held_out:
+            return
+        result = outcome.result
+        result.final_info, hidden = held_out.split(result.final_info, self.held_out)
+        result.stdout_tail = held_out.redact(result.stdout_tail, self.held_out)
+        result.stderr_tail = held_out.redact(result.stderr_tail, self.held_out)
+        node.held_out = hidden if node.operator == "eval" else None
+        for name in ("run_0/final_info.json", "stdout.txt", "stderr.txt"):
+            if name in outcome.artifacts:
+                outcome.artifacts[name] = _withheld_file(name, outcome.artifacts[name], self.held_out)
+
     def _judged(self, node: Node, outcome: NodeOutcome) -> None:
         judge(node, outcome.result, self.state.spec or MetricSpec("unknown"))
         node.analysis = _analysis(node, outcome, self.state.spec)
-        if self.feedback is None or node.operator == "seed":
+        if self.feedback is None or node.operator in RERUNS:
             self._record(node, outcome)
         else:
             self.run.save_run(node, outcome.result, outcome.artifacts, outcome.plot_error)
@@ -292,7 +339,7 @@ class Driver:
 
     def _advance(self) -> None:
         """Let the plan decide stages whose search is over, start the next, finish those whose seeds are in."""
-        self.plan.advance(self.pending_of, [n for n in self._unfinished() if n.operator == "seed"])
+        self.plan.advance(self.pending_of, [n for n in self._unfinished() if n.operator in RERUNS])
         events = self.plan.pop_events()
         for ev in events:
             if isinstance(ev, Started) and ev.stage.start is not None:
@@ -311,7 +358,8 @@ class Driver:
         result = f"{spec.name}={node.metric:.4g}" if spec and not node.is_buggy else \
             f"buggy ({node.bug_reason[:80]})"
         best_txt = f"{best.metric:.4g} (node {best.step})" if best else "none yet"
-        budget = f"{len(stage.ran)}/{stage.budget}" if stage is not None and node.operator != "seed" else "seed"
+        budget = f"{len(stage.ran)}/{stage.budget}" if stage is not None and node.operator not in RERUNS else \
+            node.operator
         log.info("%s [%s] node %d %-7s %s in %.0fs | running %d, ready %d, writing %d | best %s | %.1f min",
                  node.stage, budget, node.step, node.operator, result, node.exec.exec_time_s, len(self.running),
                  len(self.ready), len(self.proposing), best_txt, (time.monotonic() - self.started) / 60)
@@ -323,15 +371,19 @@ def _analysis(node: Node, outcome: NodeOutcome, spec: MetricSpec | None) -> str:
         parts.append(f"Buggy: {node.bug_reason}.")
     else:
         parts.append(f"Ran in {node.exec.exec_time_s:.0f}s; {spec.name} = {node.metric:.4g} ({spec.direction}).")
-    if node.operator == "seed":
-        parts.insert(0, f"Seed run of node {node.parent_id}:")
+    if node.operator in RERUNS:
+        parts.insert(0, f"{'Seed' if node.operator == 'seed' else 'Final evaluation'} run of node {node.parent_id}:")
     if outcome.plot_error:
         parts.append(outcome.plot_error)
     return " ".join(parts)
 
 
-def slot_utilization(nodes: Sequence[Node], slots: int, wall_s: float) -> float | None:
-    """Busy slot-seconds (from each run's submission to its result) over slots x the search's wall time."""
-    busy = sum(n.finished_at - n.submitted_at for n in nodes
-               if n.submitted_at is not None and n.finished_at is not None and n.operator != "copy")
-    return None if wall_s <= 0 or slots < 1 else round(busy / (slots * wall_s), 4)
+def _withheld_file(name: str, content: bytes, names: tuple[str, ...]) -> bytes:
+    """A node's file as it is kept: final_info.json without the held-out metrics, logs without lines naming them."""
+    text = content.decode("utf-8", errors="replace")
+    if name.endswith(".json"):
+        try:
+            return json.dumps(held_out.split(json.loads(text), names)[0], indent=2).encode()
+        except ValueError:
+            return content
+    return held_out.redact(text, names).encode()

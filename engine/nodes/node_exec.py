@@ -32,7 +32,8 @@ INFO = "final_info.json"
 MAX_INFO_BYTES = 2**20
 MAX_INFO_DEPTH = 32
 MAX_ARTIFACT_FILES = 2000
-LOGS = ("experiment.py", "stdout.txt", "stderr.txt", "plot_stdout.txt", "plot_stderr.txt")
+LOGS = ("experiment.py", "stdout.txt", "stderr.txt", "plot_stdout.txt", "plot_stderr.txt", "held_out_stdout.txt",
+        "held_out_stderr.txt")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class NodeJob:
     sandbox: SandboxConfig
     scratch_root: str | None  # where its scratch directory goes (None: the system's temp dir)
     python: str | None  # None: the interpreter of the process that executes the job
+    held_out_code: str | None  # the template's held_out.py, run after the program: final evaluation runs only
 
 
 @dataclass
@@ -99,7 +101,9 @@ def _execute_in(job: NodeJob, workdir: Path, extra_files: dict[str, bytes], env:
             result.exc_type = "UnsafeResult" if isinstance(e, UnsafeResult) else "InvalidFinalInfo"
             result.exc_message = f"{OUT_DIR}/{INFO}: {e}"
 
-    plot_error = None
+    plot_error = held_out_error = None
+    if result.final_info is not None and job.held_out_code is not None:
+        held_out_error = _evaluate_held_out(job, workdir, result, python, env)
     if result.final_info is not None and "plot.py" in job.support_files:
         restore(workdir, "plot.py", job.support_files["plot.py"])  # the node may have changed it
         plot = run_sandboxed([python, "plot.py"], workdir, job.sandbox, timeout_s=job.sandbox.plot_timeout_s,
@@ -108,7 +112,28 @@ def _execute_in(job: NodeJob, workdir: Path, extra_files: dict[str, bytes], env:
             plot_error = f"plot.py failed: {plot.exc_type or 'exit ' + str(plot.exit_code)}: {plot.exc_message}"
     artifacts = collect(workdir, job.sandbox.max_artifact_mb)
     result.plots = sorted(rel for rel in artifacts if rel.lower().endswith(".png"))
-    return NodeOutcome(job.node_id, result, artifacts, plot_error)
+    errors = " ".join(e for e in (held_out_error, plot_error) if e) or None
+    return NodeOutcome(job.node_id, result, artifacts, errors)
+
+
+def _evaluate_held_out(job: NodeJob, workdir: Path, result: ExecResult, python: str, env: dict[str, str]) -> str | None:
+    """The template's sealed evaluator (held_out.py, never shown to a model nor given to the search's runs) reads
+    what the program left and writes run_0/held_out.json {metric: number}; merged into final_info as the group
+    `held_out`, from which the driver takes the values out before anything else reads the result."""
+    assert job.held_out_code is not None and result.final_info is not None
+    restore(workdir, "held_out.py", job.held_out_code.encode())
+    run = run_sandboxed([python, "held_out.py"], workdir, job.sandbox, timeout_s=job.sandbox.plot_timeout_s,
+                        extra_env=env, log_prefix="held_out_")
+    if run.exit_code != 0:
+        return f"held_out.py failed: {run.exc_type or 'exit ' + str(run.exit_code)}: {run.exc_message}"
+    try:
+        values = json.loads(read_file(workdir, f"{OUT_DIR}/held_out.json", MAX_INFO_BYTES).decode("utf-8"))
+    except (FileNotFoundError, UnsafeResult, ValueError) as e:
+        return f"held_out.py wrote no readable {OUT_DIR}/held_out.json: {type(e).__name__}: {e}"
+    numbers = {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)} \
+        if isinstance(values, dict) else {}
+    result.final_info = dict(result.final_info) | {"held_out": {"means": numbers}}
+    return None
 
 
 def read_final_info(workdir: Path) -> dict | None:

@@ -9,6 +9,8 @@ from engine.values import Section
 if TYPE_CHECKING:
     from engine.config import RunConfig
 
+HIDDEN_TEXT_POLICIES = ("reject", "flag")
+
 
 @dataclass(frozen=True)
 class ReviewConfig:
@@ -17,13 +19,14 @@ class ReviewConfig:
     num_reviews_ensemble: int
     temperature: float
     figure_review: bool
+    on_hidden_text: str  # reject | flag: what a paper with hidden text gets (engine/review/integrity.py)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], resolve: object = None) -> ReviewConfig:
         s = Section(raw, "review")
         return cls(s.integer("num_reflections", at_least=1), s.integer("num_fs_examples", at_least=0),
                    s.integer("num_reviews_ensemble", at_least=1), s.number("temperature", at_least=0, at_most=2),
-                   s.flag("figure_review"))
+                   s.flag("figure_review"), s.choice("on_hidden_text", HIDDEN_TEXT_POLICIES))
 
     @classmethod
     def of(cls, cfg: RunConfig) -> ReviewConfig:

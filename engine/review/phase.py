@@ -8,12 +8,14 @@ from typing import Any
 
 from engine.errors import EngineError
 from engine.experiments.plot_critique import vision_unavailable
+from engine.llm.fence import fence, with_data_rule
 from engine.llm.providers import Tool
 from engine.llm.service import LLM, CallContext, LLMCallError
 from engine.phase import PhaseContext, PhaseSkipped
 from engine.prompts import render_from
 from engine.review.config import ReviewConfig
-from engine.review.paper import load_paper
+from engine.review.integrity import with_findings
+from engine.review.paper import read_paper
 from engine.review.reviewer import ReviewError, perform_review
 from engine.rundir import read_json, write_json
 
@@ -46,18 +48,26 @@ def run_phase(ctx: PhaseContext) -> dict[str, Any]:
     cfg = ReviewConfig.of(ctx.cfg)
     out = ctx.run_dir / "review.json"
     review = read_json(out) or {}
+    if "Overall" not in review and ctx.budget is not None and (why := ctx.budget.afford_phase("review", "a review")):
+        raise PhaseSkipped(f"the budget cannot pay for a review: {why}")
     if "Overall" not in review:  # a resumed phase keeps a review already written
-        text = load_paper(str(ctx.run_dir / paper["pdf"]))
+        found = read_paper(ctx.run_dir / paper["pdf"])
         log.info("reviewing %s with %s (ensemble %d, %d reflections, %d few-shot)", paper["pdf"],
                  ctx.llm.model_name("review"), cfg.num_reviews_ensemble, cfg.num_reflections, cfg.num_fs_examples)
         try:
-            review = perform_review(text, ctx.llm.model_name("review"), None, num_reflections=cfg.num_reflections,
+            review = perform_review(found.text, ctx.llm.model_name("review"), None, num_reflections=cfg.num_reflections,
                                     num_fs_examples=cfg.num_fs_examples, num_reviews_ensemble=cfg.num_reviews_ensemble,
                                     temperature=cfg.temperature, llm=ctx.llm,
                                     max_concurrency=ctx.cfg.llm.max_concurrency)
         except (ReviewError, LLMCallError) as e:
+            stop = ctx.budget.stopped_in("review") if ctx.budget is not None else None
+            if stop:  # every member the budget let through failed or was refused
+                raise PhaseSkipped(f"the budget stopped the review: {stop}") from None
             raise EngineError(f"the review of {paper['pdf']} failed: {e}") from None
-        review = {"paper": paper["pdf"], "model": ctx.llm.model_name("review")} | review
+        review = {"paper": paper["pdf"], "model": ctx.llm.model_name("review")} | with_findings(
+            review, found, cfg.on_hidden_text)
+        if review["integrity_flag"]:
+            log.warning("review of %s: %s (see review.json)", paper["pdf"], review["integrity_flag"])
         write_json(out, review)
     if cfg.figure_review and "Figures" not in review:
         review["Figures"] = review_figures(ctx.llm, ctx.run_dir)
@@ -81,8 +91,9 @@ def review_figures(llm: LLM, run_dir: Path) -> list[dict[str, Any]] | str:
         if not image.is_file():
             continue
         try:
-            verdict = llm.ask_json("vision", "You review the figures of machine-learning papers.", [
-                {"role": "user", "content": render_from(PROMPTS, "figure", caption=fig.get("caption", "")),
+            verdict = llm.ask_json("vision", with_data_rule("You review the figures of machine-learning papers."), [
+                {"role": "user", "content": render_from(PROMPTS, "figure", caption=fence(fig.get("caption", ""),
+                                                                                          "caption")),
                  "images": [image.read_bytes()]}], FIGURE_TOOL, CallContext(node=f"figure-{i}", stage="review"))
         except LLMCallError as e:
             log.warning("figure review of %s failed: %s", fig["path"], e)

@@ -14,6 +14,7 @@ from typing import Any
 from engine.config import shipped_llm
 from engine.errors import EngineError
 from engine.inputs import read_text
+from engine.llm.fence import fence, with_data_rule
 from engine.llm.models import MODEL_DIR, ModelSpec, load_registered
 from engine.llm.parsing import ParseError, extract_json
 from engine.llm.providers import AnthropicProvider, OpenAIProvider
@@ -48,8 +49,8 @@ def perform_review(paper_txt: str, model: str, client: Any, num_reflections: int
     Returns the 16 NeurIPS-form fields, plus "Ensemble": the member reviews it was built from."""
     llm = llm or llm_for_client(model, client, max_concurrency)
     examples = fewshot_examples(fewshot_dir or FEWSHOT_DIR, num_fs_examples)
-    prompt = render_from(PROMPTS, "review", examples=examples, paper=paper_txt)
-    system = render_from(PROMPTS, "system")
+    prompt = render_from(PROMPTS, "review", examples=examples, paper=fence(paper_txt, "paper under review"))
+    system = with_data_rule(render_from(PROMPTS, "system"))
 
     def member(i: int) -> dict[str, Any] | None:
         try:
@@ -193,7 +194,7 @@ def guess_title(text: str) -> str | None:
 
 
 def fewshot_prompt(examples: list[FewshotExample]) -> str:
-    return "".join(render_from(PROMPTS, "example", index=i + 1, paper=ex.paper,
+    return "".join(render_from(PROMPTS, "example", index=i + 1, paper=fence(ex.paper, "example paper"),
                                review=json.dumps(ex.review, indent=1)) + "\n\n" for i, ex in enumerate(examples))
 
 
@@ -214,7 +215,10 @@ def spec_for(model: str, provider: str) -> ModelSpec:
     for file in sorted(MODEL_DIR.glob("*.yaml")):
         if file.stem in ("none", "replay"):
             continue
-        spec = load_registered(file.stem)
+        try:
+            spec = load_registered(file.stem)
+        except EngineError:  # a preset for a server of your own (vllm, ollama, llamacpp): no name until given one
+            continue
         if spec.name == model or file.stem == model:
             return spec
     return ModelSpec(name=model, provider=provider)

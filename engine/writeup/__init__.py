@@ -51,7 +51,8 @@ def run_phase(ctx: PhaseContext) -> dict[str, Any]:
         try:
             return _paper(ctx, facts, figures, template, template_path, paper_dir)
         except LLMCallError as e:
-            why_report = f"the model calls failed ({e})"
+            stop = ctx.budget.stopped_in("writeup") if ctx.budget is not None else None
+            why_report = f"the budget stopped the paper ({stop})" if stop else f"the model calls failed ({e})"
             log.warning("writeup: %s; writing the results report instead", why_report)
             draft = paper_dir / "paper.tex"
             if draft.is_file():
@@ -76,6 +77,8 @@ def _why_no_paper(ctx: PhaseContext) -> str | None:
         return "no model is configured (offline run), and the paper's prose needs one"
     if not ctx.llm.has("writeup"):
         return "no model is configured for the writeup role (llm.roles.writeup)"
+    if ctx.budget is not None and (why := ctx.budget.afford_phase("writeup", "the paper")):
+        return f"the budget cannot pay for the paper: {why}"
     return None
 
 

@@ -1,9 +1,10 @@
 """The checks run after every compile: figures, references, citations, duplicates, the page limit, the AI
-disclosure, and number integrity (every number in the abstract and the results/experiments sections traced
-back to the run's facts). Findings go back to the model; `paper/integrity.json` keeps the last report."""
+disclosure, and number integrity (every number in the abstract, the results/experiments/ablation/conclusion
+sections and the tables traced back to the run's facts with its meaning, relative claims recomputed with their
+sign: tracing.py). Findings go back to the model; `paper/integrity.json` keeps the last report: every traced
+number with the fact (file and key) it traced to, every untraced or wrongly signed one with its sentence."""
 from __future__ import annotations
 
-import bisect
 import re
 import subprocess
 from dataclasses import dataclass, field
@@ -11,6 +12,8 @@ from pathlib import Path
 
 from engine.rundir import write_json
 from engine.writeup.latex import DISCLOSURE_MARK, body_of
+from engine.writeup.ledger import Ledger
+from engine.writeup.tracing import trace_document
 
 _CMD_ARG = r"\*?\s*(?:\[[^\]]*\]\s*){0,2}\{([^}]*)\}"
 _INCLUDE = re.compile(r"\\includegraphics" + _CMD_ARG)
@@ -19,27 +22,6 @@ _REF = re.compile(r"\\(?:ref|autoref|cref|Cref|eqref|pageref|nameref|vref)\*?\{(
 _CITE = re.compile(r"\\(?:cite|citep|citet|citealp|citealt|citeauthor|citeyear|citeyearpar|nocite|Cite|Citep|Citet)"
                    + _CMD_ARG)
 _SECTION = re.compile(r"\\section\*?\s*\{([^}]*)\}")
-_CHECKED_SECTION = re.compile(r"result|experiment|evaluation|ablation", re.IGNORECASE)
-_NUM = re.compile(r"(?<![\w.\\])(?:\d{1,3}(?:(?:,|\{,\})\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?(?:e[-+]?\d+)?)(?![\w])")
-_REFERS = re.compile(r"(?:Figure|Fig\.|Figs\.|Table|Tab\.|Section|Sec\.|Eq\.|Equation|Appendix|Algorithm|Line|Stage"
-                     r"|Chapter)[~\s]*(?:\\ )?$", re.IGNORECASE)
-_STRIP = [  # (pattern, replacement) applied in order before numbers are read
-    (re.compile(r"(?<!\\)%.*"), ""),
-    (re.compile(r"\\(?:ref|autoref|cref|Cref|eqref|pageref|nameref|vref|label|url|includegraphics|cite\w*|nocite|"
-                r"Cite\w*|input|include|bibliography\w*|graphicspath|vspace|hspace|setlength|addtolength|"
-                r"fontsize|rule|cmidrule|cline|multicolumn|multirow|resizebox|scalebox|renewcommand|newcommand|"
-                r"href|small|footnotesize)\*?\s*(?:\([^)]*\))?(?:\[[^\]]*\]\s*)*(?:\{[^{}]*\}\s*){0,2}"), " "),
-    (re.compile(r"\\begin\{(?:tabular\*?|tabularx|array|longtable)\}(?:\[[^\]]*\])?(?:\{[^{}]*\})+"), " "),
-    (re.compile(r"\\(?:begin|end)\{[^}]*\}(?:\[[^\]]*\])?"), " "),
-    (re.compile(r"\\\\\s*\[[^\]]*\]"), " "),
-    (re.compile(r"\d*\.?\d+(?:pt|em|ex|cm|mm|bp|pc|sp|mu|in)\b"), " "),
-    (re.compile(r"\d*\.?\d+\s*\\(?:line|text|column|paper)(?:width|height)|\\hsize|\\baselineskip"), " "),
-    (re.compile(r"(\d+(?:\.\d+)?)\s*(?:\\times|\\cdot)\s*10\^\{?\s*(-?\d+)\s*\}?"), r" \1e\2 "),
-    (re.compile(r"(?<![\d.])10\^\{?\s*(-?\d+)\s*\}?"), r" 1e\1 "),
-    (re.compile(r"[A-Za-z]+(?:\\_[A-Za-z0-9]+)+"), " "),  # identifiers: step\_val\_acc\_99
-    (re.compile(r"[_^](?:\{[^{}]*\}|\w)"), " "),  # sub- and superscripts in math
-    (re.compile(r"\\[A-Za-z]+\*?"), " "),  # remaining command names (their arguments stay)
-]
 
 
 @dataclass
@@ -52,8 +34,9 @@ class Check:
 class CheckReport:
     checks: dict[str, Check]
     traced: list[dict]
-    untraced: list[dict]
+    untraced: list[dict]  # untraced numbers and wrongly signed claims ("problem" says which)
     pages: dict[str, int | None]
+    ignored: list[dict] = field(default_factory=list)  # labels and years: not quantities
 
     @property
     def ok(self) -> bool:
@@ -64,11 +47,11 @@ class CheckReport:
         return "\n".join(f"- {name}: {f}" for name, c in self.checks.items() if not c.ok for f in c.findings)
 
     def to_dict(self) -> dict:
-        return {"traced": self.traced, "untraced": self.untraced, "pages": self.pages,
+        return {"traced": self.traced, "untraced": self.untraced, "ignored": self.ignored, "pages": self.pages,
                 "checks": {k: {"ok": c.ok, "findings": c.findings} for k, c in self.checks.items()}}
 
 
-def run_checks(folder: Path, tex: str, pdf: Path | None, numbers: dict[float, str], page_limit: int | None,
+def run_checks(folder: Path, tex: str, pdf: Path | None, ledger: Ledger, page_limit: int | None,
                bib_keys: set[str]) -> CheckReport:
     """Every check on the LaTeX in `tex` (compiled, or not, into `pdf`) in the paper folder `folder`."""
     body = strip_comments(body_of(tex))
@@ -85,11 +68,32 @@ def run_checks(folder: Path, tex: str, pdf: Path | None, numbers: dict[float, st
         found = DISCLOSURE_MARK in re.sub(r"\s+", " ", re.sub(r"(\w)-\n(\w)", r"\1\2", text.split("\f")[0]))
         checks["disclosure"] = Check(found, [] if found else [
             "the disclosure that an AI system generated the paper is not on page one: keep the box after \\maketitle"])
-    traced, untraced = trace_numbers(tex, numbers)
-    checks["integrity"] = Check(not untraced, [
-        f"the number {u['number']} in {u['section']} ('{u['context']}') is not in the run's results: use the "
-        f"exact value from the facts or remove it" for u in untraced])
-    return CheckReport(checks, traced, untraced, pages)
+    traced, untraced, ignored = trace_numbers(tex, ledger)
+    checks["integrity"] = Check(not untraced, [_finding(u) for u in untraced])
+    return CheckReport(checks, traced, untraced, pages, ignored)
+
+
+def trace_numbers(tex: str, ledger: Ledger) -> tuple[list[dict], list[dict], list[dict]]:
+    """(traced, untraced or wrongly signed, ignored) numbers of the checked parts of `tex`."""
+    traced, untraced, ignored = [], [], []
+    for o in trace_document(tex, ledger):
+        entry = o.to_dict()
+        if o.status == "traced":
+            traced.append(entry)
+        elif o.status == "ignored":
+            ignored.append(entry)
+        else:
+            untraced.append(entry | {"problem": "wrong sign" if o.status == "wrong_sign" else "untraced"})
+    return traced, untraced, ignored
+
+
+def _finding(u: dict) -> str:
+    if u["problem"] == "wrong sign":
+        return (f"the claim '{u['number']}' in {u['section']} has the wrong direction ({u['read_as']}): "
+                f"\"{u['sentence']}\" - turn the direction word around or correct the comparison")
+    return (f"the number {u['number']} in {u['section']} is not in the run's results for what its sentence states "
+            f"({u['read_as']}): \"{u['sentence']}\" - use the exact value from the facts for the quantity the "
+            "sentence names, or remove it")
 
 
 def write_integrity(folder: Path, report: CheckReport, **extra: object) -> Path:
@@ -170,80 +174,3 @@ def main_pages(text: str) -> tuple[int, int]:
                 before = [ln for ln in lines[:j] if ln and not ln.isdigit()]
                 return len(pages), i + 1 if before else i
     return len(pages), len(pages)
-
-
-def checked_parts(tex: str) -> list[tuple[str, str]]:
-    """(name, text) of the abstract and of every results/experiments section."""
-    body = strip_comments(body_of(tex))
-    parts = [("abstract", m) for m in re.findall(r"\\begin\{abstract\}(.*?)\\end\{abstract\}", body, re.DOTALL)]
-    end = re.search(r"\\bibliography\{|\\appendix|\\begin\{thebibliography\}", body)
-    body = body[:end.start()] if end else body
-    heads = list(_SECTION.finditer(body))
-    for i, m in enumerate(heads):
-        if _CHECKED_SECTION.search(m.group(1)):
-            stop = heads[i + 1].start() if i + 1 < len(heads) else len(body)
-            parts.append((f"section '{m.group(1).strip()}'", body[m.end():stop]))
-    return parts
-
-
-def trace_numbers(tex: str, numbers: dict[float, str]) -> tuple[list[dict], list[dict]]:
-    """(traced, untraced) numbers of the abstract and the results/experiments sections."""
-    traced, untraced = [], []
-    index = FactIndex(numbers)
-    for section, text in checked_parts(tex):
-        clean = text
-        for pattern, repl in _STRIP:
-            clean = pattern.sub(repl, clean)
-        clean = re.sub(r"[{}$~]", " ", clean)
-        clean = re.sub(r"\s+", " ", clean)
-        for m in _NUM.finditer(clean):
-            token = m.group()
-            if _ignored(token, clean[:m.start()]):
-                continue
-            context = clean[max(0, m.start() - 50):m.end() + 50].strip()
-            source = trace(token, index)
-            if source is None:
-                untraced.append({"number": token, "context": context, "section": section})
-            else:
-                traced.append({"number": token, "section": section, "value": source[0], "source": source[1]})
-    return traced, untraced
-
-
-def _ignored(token: str, before: str) -> bool:
-    if re.fullmatch(r"(19|20)\d\d", token):  # a year
-        return True
-    exponent = token.lower().partition("e")[2]
-    if exponent and abs(int(exponent)) > 300:  # no number a run writes: a node id such as 1439e3519430
-        return True
-    return _REFERS.search(before[-20:]) is not None  # Figure 2, Table 1, Section 3, Stage 2
-
-
-class FactIndex:
-    """The run's numbers sorted, for range look-ups (a long run has thousands)."""
-
-    def __init__(self, numbers: dict[float, str]):
-        self.items = sorted(numbers.items())
-        self.keys = [k for k, _ in self.items]
-
-    def within(self, lo: float, hi: float) -> list[tuple[float, str]]:
-        return self.items[bisect.bisect_left(self.keys, lo):bisect.bisect_right(self.keys, hi)]
-
-
-def trace(token: str, numbers: dict[float, str] | FactIndex) -> tuple[float, str] | None:
-    """(the fact, where it is from) that `token` states at its written precision, or None. A fact also matches
-    as a percentage (93.1 for 0.931); an integer matches a whole fact exactly, or a fractional fact of 10 or more
-    rounded (1442 for 1441.7)."""
-    index = numbers if isinstance(numbers, FactIndex) else FactIndex(numbers)
-    text = token.replace("{,}", "").replace(",", "")
-    mantissa, _, exponent = text.lower().partition("e")
-    decimals = len(mantissa.partition(".")[2])
-    value = float(text)
-    scale = 10 ** int(exponent) if exponent else 1
-    tol = 0.5 * 10 ** -decimals * scale * (1 + 1e-9)
-    whole = decimals == 0 and not exponent
-    for factor, how in ((1, ""), (100, " (as a percentage)")):
-        for fact, where in index.within((value - tol) / factor, (value + tol) / factor):
-            cand = round(fact * factor, 9)  # 0.07 * 100 is 7.000000000000001
-            if not whole or cand == value or (not float(cand).is_integer() and cand >= 10):
-                return fact, where + how
-    return None

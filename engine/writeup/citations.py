@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.errors import EngineError
 from engine.literature.errors import LiteratureError
+from engine.llm.fence import fence, with_data_rule
 from engine.llm.providers import Tool
 from engine.llm.service import LLM, CallContext
 from engine.prompts import render_from
@@ -67,7 +68,7 @@ def gather_citations(llm: LLM, literature: Any, idea_text: str, facts_text: str,
     path = paper_dir / "citations.json"
     state = load_state(path)
     role = "citation" if llm.has("citation") else "writeup"
-    system = render_from(PROMPTS, "cite_system")
+    system = with_data_rule(render_from(PROMPTS, "cite_system"))
     state.warning = None  # a search that failed last time is tried again
     while not state.done and len(state.rounds) < max_rounds:
         answer = llm.ask_json(role, system, [{"role": "user", "content": render_from(
@@ -95,7 +96,7 @@ def gather_citations(llm: LLM, literature: Any, idea_text: str, facts_text: str,
 
 def _pick(llm: LLM, role: str, system: str, query: str, missing: str, papers: list[Any],
           state: CitationState) -> list[str]:
-    listing = "\n\n".join(f"[{i}] {p.prompt_text()}" for i, p in enumerate(papers))
+    listing = fence("\n\n".join(f"[{i}] {p.prompt_text()}" for i, p in enumerate(papers)), "search results")
     answer = llm.ask_json(role, system, [{"role": "user", "content": render_from(
         PROMPTS, "cite_pick", query=query, missing=missing or "(not said)", results=listing, have=_have(state))}],
         PICK_TOOL, CTX)
@@ -137,7 +138,8 @@ def _norm(title: Any) -> str:
 
 
 def _have(state: CitationState) -> str:
-    return "\n".join(f"- {r['key']}: {r['title']} ({r.get('year') or 'n.d.'})" for r in state.records) or "(none yet)"
+    listing = "\n".join(f"- {r['key']}: {r['title']} ({r.get('year') or 'n.d.'})" for r in state.records)
+    return fence(listing, "reference list") if listing else "(none yet)"
 
 
 def _history(state: CitationState) -> str:

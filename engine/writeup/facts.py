@@ -1,27 +1,21 @@
 """The run's facts, read from the run directory only: what the writeup may state, and every number it may quote.
 
-`collect_facts(run_dir)` reads idea.json, summary.json, stages/<name>/summary.json, the nodes' final_info.json
-files, tree.json and the best program's settings. `RunFacts.numbers` maps every number found there (absolute
-value) to where it was first seen; the integrity check traces the paper's numbers back to it."""
+`collect_facts(run_dir)` reads idea.json, summary.json (with its `result` and `ablations` when the run wrote
+them), stages/<name>/summary.json, the nodes' final_info.json files, tree.json and the best program's settings.
+`RunFacts.ledger` holds every number found there with its meaning (ledger.py); the integrity check traces the
+paper's numbers back to it (tracing.py)."""
 from __future__ import annotations
 
 import ast
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
-
-# keys whose values are identifiers or paths, not quantities: digits in them are not facts
-_ID_KEYS = {"node_id", "id", "copy_id", "node_ids", "parent_id", "copied_from", "children", "run_dir", "template",
-            "plot", "table", "run", "code", "stdout_tail", "stderr_tail", "created_at", "finished_at",
-            "started_at", "time", "generated_by"}
-_PIPELINE_KEYS = {"phases", "idea", "paper", "review", "status"}
-_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?!\w)")
-_HEX_ID = re.compile(r"^[0-9a-f]{8,}$")
+from engine.writeup.ledger import Ledger, build_ledger
 
 
 @dataclass(frozen=True)
@@ -78,7 +72,9 @@ class RunFacts:
     stages: list[StageFacts]
     node_metrics: dict[str, dict[str, Any]]  # node folder -> its final_info.json
     settings: dict[str, Any]  # the best program's hyperparameters (argparse defaults / constants)
-    numbers: dict[float, str] = field(default_factory=dict)  # |value| -> where it was first found
+    ledger: Ledger  # every number of the records with its meaning
+    result: dict[str, Any] | None  # summary.json `result`: the chosen node on fresh seeds (None in older runs)
+    ablations: list[dict[str, Any]]  # summary.json `ablations`: each ablation's effect ([] in older runs)
 
     def best_metrics(self) -> dict[str, Any]:
         """final_info.json of the best node, or {}."""
@@ -88,12 +84,14 @@ class RunFacts:
 
     def prompt_text(self) -> str:
         """The facts as a compact text for the model (every number in it can be quoted)."""
-        lines = [f"Primary metric: {self.metric} ({self.direction}). Baseline: {fmt(self.baseline)} "
-                 f"({self.baseline_source}). Best: {fmt(self.best.get('value'))} in stage {self.best.get('stage')} "
-                 f"(node step {self.best.get('step')}): {self.best.get('plan', '')}",
-                 f"Nodes: {self.nodes.get('total')} programs in all, {self.nodes.get('good')} good, "
-                 f"{self.nodes.get('buggy')} buggy. Proposer: {self.proposer}. Template profile: {self.profile}. "
-                 f"Wall time: {fmt(self.wall_time_s)} s."]
+        lines = self.outcome_lines() + [
+            f"Primary metric: {self.metric} ({self.direction}). Single runs: the baseline program "
+            f"{fmt(self.baseline)} ({self.baseline_source}); the chosen node {fmt(self.best.get('value'))} "
+            f"(one run, stage {self.best.get('stage')}, node step {self.best.get('step')}): "
+            f"{self.best.get('plan', '')}",
+            f"Nodes: {self.nodes.get('total')} programs in all, {self.nodes.get('good')} good, "
+            f"{self.nodes.get('buggy')} buggy. Proposer: {self.proposer}. Template profile: {self.profile}. "
+            f"Wall time: {fmt(self.wall_time_s)} s."]
         if self.settings:
             lines.append("Settings of the best program: " + ", ".join(f"{k} = {v}" for k, v in self.settings.items()))
         for s in self.stages:
@@ -119,6 +117,34 @@ class RunFacts:
         return "\n".join(lines)
 
 
+    def outcome_lines(self) -> list[str]:
+        """The run's result on fresh seeds and its ablations (summary.json `result`, `ablations`), when recorded."""
+        lines = []
+        r = self.result or {}
+        if r:
+            base = r.get("baseline") or {}
+            lines.append(f"The run's result (what the paper claims): node step {r.get('step')}, stage "
+                         f"{r.get('stage')}, chosen on {r.get('chosen_by')}, measured on {r.get('n')} fresh seeds "
+                         "that no decision saw: "
+                         f"{r.get('metric') or self.metric} mean {fmt(r.get('mean'))} ± {fmt(r.get('stderr'))} "
+                         f"(stderr), 95% CI {_interval(r.get('ci95'))}; the baseline on the same seeds: mean "
+                         f"{fmt(base.get('mean'))} ± {fmt(base.get('stderr'))}, 95% CI {_interval(base.get('ci95'))}. "
+                         f"Against the baseline: {(r.get('improvement') or {}).get('text') or 'not compared'}."
+                         + (f" ({r['single_run']}.)" if r.get("single_run") else ""))
+            for name, held in (r.get("held_out") or {}).items():
+                lines.append(f"  held-out metric {name}: mean {fmt(held.get('mean'))} ± {fmt(held.get('stderr'))}, "
+                             f"95% CI {_interval(held.get('ci95'))}")
+        for a in self.ablations:
+            lines.append(f"Ablation {a.get('name')} ({a.get('change')}): mean {fmt(a.get('mean'))} ± "
+                         f"{fmt(a.get('stderr'))} over {a.get('n')} seeds, delta against the result "
+                         f"{fmt(a.get('delta'))} (95% CI {_interval(a.get('ci95_delta'))}): {a.get('verdict')}")
+        return lines
+
+
+def _interval(ci: Any) -> str:
+    return f"[{fmt(ci[0])}, {fmt(ci[1])}]" if isinstance(ci, (list, tuple)) and len(ci) == 2 else "n/a"
+
+
 def fmt(x: Any) -> str:
     """A number as the writeup prints it: integers whole, others to 4 significant digits (no exponent >= 1e-4)."""
     if x is None:
@@ -140,40 +166,34 @@ def collect_facts(run_dir: Path) -> RunFacts:
     if not summary or "primary_metric" not in summary:
         raise EngineError(f"{run_dir}: no experiment results (summary.json missing or incomplete): run the "
                           "experiments phase first")
-    numbers: dict[float, str] = {}
-    # the pipeline's own keys (an earlier paper's page count, a review's scores) are not experiment facts
-    _walk({k: v for k, v in summary.items() if k not in _PIPELINE_KEYS}, "summary.json", numbers)
-    stages = []
+    stages, records = [], {}
     for st in summary.get("stages") or []:
-        path = run_dir / "stages" / str(st["name"]) / "summary.json"
-        record = _read(path) or {}
-        _walk(record, f"stages/{st['name']}/summary.json", numbers)
+        record = _read(run_dir / "stages" / str(st["name"]) / "summary.json") or {}
+        records[str(st["name"])] = record
         stages.append(_stage(st, record))
     node_metrics: dict[str, dict[str, Any]] = {}
     for info in sorted((run_dir / "nodes").glob("*/run_*/final_info.json")) + \
             sorted((run_dir / "nodes").glob("*/final_info.json")):
         data = _read(info)
         if isinstance(data, dict):
-            folder = info.relative_to(run_dir / "nodes").parts[0]
-            node_metrics.setdefault(folder, data)
-            _walk(data, str(info.relative_to(run_dir)), numbers)
-    tree = _read(run_dir / "tree.json")
-    if tree:
-        _walk(tree, "tree.json", numbers)
-    _add(numbers, len(stages), "the number of stages")
+            node_metrics.setdefault(info.relative_to(run_dir / "nodes").parts[0], data)
     settings = program_settings(run_dir / "best" / "experiment.py")
-    _walk(settings, "best/experiment.py settings", numbers)
     metric = summary["primary_metric"]
-    _walk(str(metric.get("name", "")), "the metric's name", numbers)
-    baseline, best = summary.get("baseline"), summary.get("best") or {}
-    _derived(baseline, best.get("value"), stages, numbers)
+    result = summary.get("result") if isinstance(summary.get("result"), dict) else None
+    ablations = [a for a in summary.get("ablations") or [] if isinstance(a, dict)]
+    programs = {"best/experiment.py": settings}
+    base = re.search(r"node (\d+)", str(summary.get("baseline_source") or ""))
+    for code in sorted((run_dir / "nodes").glob(f"{int(base.group(1)):04d}-*/experiment.py")) if base else []:
+        programs[str(code.relative_to(run_dir))] = program_settings(code)  # the setup a paper describes
+    ledger = build_ledger(summary, records, node_metrics, _read(run_dir / "tree.json"), programs)
     return RunFacts(run_dir=run_dir, topic=str(summary.get("topic", "")), profile=summary.get("profile"),
                     proposer=str(summary.get("proposer", "")), idea=_read(run_dir / "idea.json") or {},
-                    metric=str(metric.get("name")), direction=str(metric.get("direction")), baseline=baseline,
-                    baseline_source=str(summary.get("baseline_source", "")), best=best,
-                    improvement=summary.get("improvement_over_baseline"), nodes=summary.get("nodes") or {},
-                    wall_time_s=summary.get("wall_time_s"), cost_usd=summary.get("cost_usd"), stages=stages,
-                    node_metrics=node_metrics, settings=settings, numbers=numbers)
+                    metric=str(metric.get("name")), direction=str(metric.get("direction")),
+                    baseline=summary.get("baseline"), baseline_source=str(summary.get("baseline_source", "")),
+                    best=summary.get("best") or {}, improvement=summary.get("improvement_over_baseline"),
+                    nodes=summary.get("nodes") or {}, wall_time_s=summary.get("wall_time_s"),
+                    cost_usd=summary.get("cost_usd"), stages=stages, node_metrics=node_metrics, settings=settings,
+                    ledger=ledger, result=result, ablations=ablations)
 
 
 def program_settings(path: Path) -> dict[str, Any]:
@@ -212,43 +232,6 @@ def _stage(st: dict[str, Any], rec: dict[str, Any]) -> StageFacts:
         seed_mean=_num(st.get("seed_mean")), seed_stderr=_num(st.get("seed_stderr")), seeds_ok=seeds.get("ok"),
         seeds_asked=seeds.get("asked"), seed_note=f"skipped: {seeds['skipped']}" if seeds.get("skipped") else "",
         seed_param=seeds.get("param"), seed_aggregate=dict(seeds.get("aggregate") or {}), seed_plot=seeds.get("plot"))
-
-
-def _derived(baseline: Any, best: Any, stages: list[StageFacts], numbers: dict[float, str]) -> None:
-    """Relative changes a paper may quote ("12% fewer steps"): best vs baseline, each node vs its stage's start."""
-    pairs = [(baseline, best, "best vs baseline")]
-    for s in stages:
-        pairs += [(s.start_value, c.value, f"stage {s.name} step {c.step} vs the stage's start") for c in s.history]
-        pairs.append((baseline, s.best_value, f"stage {s.name} best vs baseline"))
-    for ref, val, where in pairs:
-        if isinstance(ref, (int, float)) and isinstance(val, (int, float)) and ref:
-            _add(numbers, abs(val / ref - 1), f"relative change, {where}")
-            _add(numbers, abs(val - ref), f"difference, {where}")
-            _add(numbers, abs(val / ref), f"ratio, {where}")
-
-
-def _walk(obj: Any, where: str, numbers: dict[float, str], key: str = "") -> None:
-    if key in _ID_KEYS:
-        return
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            _walk(v, where, numbers, str(k))
-            _walk(str(k), where, numbers, "")  # metric names such as step_val_acc_99
-    elif isinstance(obj, list):
-        for v in obj:
-            _walk(v, where, numbers, key)
-    elif isinstance(obj, bool):
-        return
-    elif isinstance(obj, (int, float)):
-        _add(numbers, obj, f"{where}: {key}" if key else where)
-    elif isinstance(obj, str) and not _HEX_ID.match(obj):
-        for m in _NUMBER.finditer(obj.replace("_", " ")):
-            _add(numbers, float(m.group()), f"{where}: {key or 'text'} '{obj[:80]}'")
-
-
-def _add(numbers: dict[float, str], value: float, where: str) -> None:
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        numbers.setdefault(abs(float(value)), where)
 
 
 def _num(x: Any) -> float | None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.errors import EngineError
 from engine.experiments.plot_critique import vision_unavailable
+from engine.llm.fence import fence, with_data_rule
 from engine.llm.providers import Tool
 from engine.llm.service import LLM, CallContext, LLMCallError
 from engine.prompts import render_from
@@ -70,10 +71,11 @@ def write_paper(llm: LLM, cfg: WriteupConfig, facts: RunFacts, figures: Sequence
     keys = bib_keys((paper_dir / "references.bib").read_text())
     inputs = Inputs(json.dumps(facts.idea, indent=1), facts.prompt_text(), _figure_list(figures),
                     ", ".join(figure_path(f) for f in figures) or "(none)",
-                    "\n".join(f"- {k}: {titles.get(k, '')}" for k in keys) or "(no citations available)", keys)
+                    fence("\n".join(f"- {k}: {titles.get(k, '')}" for k in keys), "citation list") if keys
+                    else "(no citations available)", keys)
     state_path = paper_dir / "writer.json"
     state: dict[str, Any] = read_json(state_path) or {}
-    system = render_from(PROMPTS, "write_system")
+    system = with_data_rule(render_from(PROMPTS, "write_system"))
 
     def save(tex: str) -> None:
         write_json(state_path, state, indent=1)
@@ -112,7 +114,7 @@ def write_paper(llm: LLM, cfg: WriteupConfig, facts: RunFacts, figures: Sequence
 
 def _compile_loop(llm: LLM, cfg: WriteupConfig, facts: RunFacts, inputs: Inputs, paper_dir: Path,
                   state: dict[str, Any], save) -> PaperResult:
-    system = render_from(PROMPTS, "write_system")
+    system = with_data_rule(render_from(PROMPTS, "write_system"))
     best: tuple[int, str] | None = None  # (problems, tex) of the best version that compiled
     removed_all: list[str] = state.setdefault("removed_citations", [])
     while True:
@@ -159,7 +161,7 @@ def _problems(compiled: CompileResult, checks: CheckReport) -> int:
 def _build(paper_dir: Path, tex: str, cfg: WriteupConfig, facts: RunFacts, keys: set[str],
            removed: list[str]) -> tuple[CompileResult, CheckReport]:
     compiled = compile_latex(paper_dir, cfg.latex_timeout_s)
-    checks = run_checks(paper_dir, tex, compiled.pdf, facts.numbers, cfg.page_limit, keys)
+    checks = run_checks(paper_dir, tex, compiled.pdf, facts.ledger, cfg.page_limit, keys)
     write_integrity(paper_dir, checks, kind="paper", removed_citations=removed, compile=compiled.to_dict())
     return compiled, checks
 
@@ -176,8 +178,9 @@ def review_figures(llm: LLM, figures: Sequence[Any], run_dir: Path, facts_text: 
         if path.suffix.lower() != ".png" or not path.is_file():
             continue
         try:
-            answer = llm.ask_json("vision", "You review the figures of a machine-learning paper.", [{
-                "role": "user", "content": render_from(PROMPTS, "write_figure_review", caption=fig.caption,
+            answer = llm.ask_json("vision", with_data_rule("You review the figures of a machine-learning paper."), [{
+                "role": "user", "content": render_from(PROMPTS, "write_figure_review", caption=fence(fig.caption,
+                                                                                                     "caption"),
                                                        facts=facts_text[:3000]),
                 "images": [path.read_bytes()]}], FIGURE_TOOL, CTX)
         except LLMCallError as e:

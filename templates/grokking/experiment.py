@@ -1,7 +1,8 @@
 """Grokking: a small decoder-only Transformer learns a binary operation from half of all pairs.
 
 Runs as `python experiment.py --out_dir=run_i` and writes run_i/final_info.json in the v1 shape
-({dataset: {"means": {...}, "stderrs": {...}}}) plus run_i/curves.json for plot.py.
+({dataset: {"means": {...}, "stderrs": {...}}}) plus run_i/curves.json for plot.py and
+run_i/reserved_predictions.json (the answers given for pairs never trained or validated on).
 Hyperparameters are argparse defaults so that a search can rewrite them in place.
 """
 import argparse
@@ -103,7 +104,11 @@ def run(args: argparse.Namespace, dataset: str, seed: int, device: torch.device)
     x, y, vocab = make_dataset(dataset, args.prime)
     perm = torch.randperm(len(x))
     n_train = int(len(x) * args.train_fraction)
-    tr, va = perm[:n_train], perm[n_train:]
+    # the pairs not trained on: half validate (the curves, the primary metric); the other half is reserved: never
+    # trained or validated on, only predicted once at the end (run_i/reserved_predictions.json)
+    rest = perm[n_train:]
+    va, reserved = rest[:len(rest) // 2], rest[len(rest) // 2:]
+    tr = perm[:n_train]
     x_tr, y_tr, x_va, y_va = x[tr].to(device), y[tr].to(device), x[va].to(device), y[va].to(device)
     model = Decoder(vocab, vocab - 2, args.dim_model, args.num_layers, args.num_heads).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(0.9, args.beta2),
@@ -127,12 +132,15 @@ def run(args: argparse.Namespace, dataset: str, seed: int, device: torch.device)
                 curve[key].append(val)
             if step_99 is None and vacc >= 0.99:
                 step_99 = step
+    model.eval()
+    with torch.no_grad():
+        predicted = model(x[reserved].to(device)).argmax(-1).cpu()
     return {
         "final_train_loss": curve["train_loss"][-1], "final_val_loss": curve["val_loss"][-1],
         "final_train_acc": curve["train_acc"][-1], "final_val_acc": curve["val_acc"][-1],
         # never reaching 99% counts as the full budget, so lower is always better
         "step_val_acc_99": step_99 if step_99 is not None else args.num_steps,
-        "curve": curve,
+        "curve": curve, "reserved": {"predicted": predicted.tolist(), "answer": y[reserved].tolist()},
     }
 
 
@@ -140,12 +148,13 @@ def main() -> None:
     args = parser.parse_args()
     os.makedirs(args.out_dir, exist_ok=True)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    final_info, curves = {}, {}
+    final_info, curves, reserved = {}, {}, {}
     start = time.time()
     for dataset in args.datasets.split(","):
         seeds = range(args.seed_offset, args.seed_offset + args.num_seeds)
         results = [run(args, dataset, seed, device) for seed in seeds]
         curves[dataset] = [r.pop("curve") for r in results]
+        reserved[dataset] = [r.pop("reserved") for r in results]
         means, stderrs = {}, {}
         for key in results[0]:
             vals = torch.tensor([float(r[key]) for r in results])
@@ -158,6 +167,8 @@ def main() -> None:
         json.dump(final_info, f, indent=2)
     with open(os.path.join(args.out_dir, "curves.json"), "w") as f:
         json.dump(curves, f)
+    with open(os.path.join(args.out_dir, "reserved_predictions.json"), "w") as f:
+        json.dump(reserved, f)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ def secret(tmp_path):
 def execute(code: str, plot: bytes | None = None) -> node_exec.NodeOutcome:
     support = {"plot.py": plot} if plot is not None else {}
     return execute_node(NodeJob("n1", code, support, shipped_sandbox(use_bwrap=MODE, timeout_s=30, memory_gb=4),
-                                None, None))
+                                None, None, None))
 
 
 def everything(outcome) -> str:

@@ -9,14 +9,16 @@ from engine.config import shipped_llm, shipped_policy, shipped_sandbox, stages_c
 from engine.llm.ledger import Ledger, cost_summary
 from engine.llm.models import spec_from_dict
 from engine.llm.service import LLM, CallContext
-from engine.nodes.driver import Driver, SearchState, slot_utilization
+from engine.nodes.driver import Driver, SearchState
 from engine.nodes.node_exec import NodeJob
 from engine.rundir import RunDir
 from search.journal import Journal
+from search.measures import slot_utilization
 from search.metric import MetricSpec
 from search.node import Node
 from search.operators import NothingLeft, Proposal
-from stages.policy import StagePlan, StageSetup
+from stages.plan import StagePlan
+from stages.policy import StageSetup
 from stages.spec import STAGE_NAMES, StageSettings
 from tests.engine.instant import InstantExecutor
 from tests.scripted_model import BASE_URL, ScriptedModel
@@ -66,8 +68,9 @@ def tuning_driver(tmp_path, proposer, executor, budget=10, concurrency=4, lookah
     plan = StagePlan.resume(setup, lambda: SPEC, state.journal, state.new_step,
                             lambda name: (record, None) if name == "initial" else (None, None))
     sandbox = shipped_sandbox()
-    return Driver(RunDir(tmp_path), state, proposer, executor, lambda n: NodeJob(n.id, n.code, {}, sandbox, None, None),
-                  plan, lookahead=lookahead, proposal_concurrency=concurrency)
+    return Driver(RunDir(tmp_path), state, proposer, executor,
+                  lambda n: NodeJob(n.id, n.code, {}, sandbox, None, None, None), plan, lookahead=lookahead,
+                  proposal_concurrency=concurrency)
 
 
 def ran(d):

@@ -49,7 +49,7 @@ def two_machines():
 
 def job(node_id, sleep=0.0, timeout=60.0, code=None):
     sandbox = shipped_sandbox(timeout_s=timeout, memory_gb=4)
-    return NodeJob(node_id, code or PROBE.format(sleep=sleep), {}, sandbox, None, None)
+    return NodeJob(node_id, code or PROBE.format(sleep=sleep), {}, sandbox, None, None, None)
 
 
 def drain(executor, n, timeout=120):
@@ -151,7 +151,7 @@ def test_search_on_two_machines_needs_no_shared_paths(two_machines, tmp_path, v1
     # from here on the template exists only as bytes in the driver: runners cannot read it from disk
     shutil.rmtree(v1_template)
     summary = run_search(exp, tmp_path / "run", {"Name": "toy"}, NullTracker())
-    assert summary["nodes"] == {"total": 6, "good": 6, "buggy": 0, "copies": 0, "seed_runs": 0}
+    assert summary["nodes"] == {"total": 6, "good": 6, "buggy": 0, "copies": 0, "seed_runs": 0, "final_runs": 0}
     nodes = RunDir(tmp_path / "run").load_nodes()
     ray_nodes = {json.loads((RunDir(tmp_path / "run").node_dir(n) / "runner.json").read_text())["node_id"]
                  for n in nodes}

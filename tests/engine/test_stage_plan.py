@@ -14,7 +14,8 @@ from search.journal import Journal
 from search.metric import MetricSpec
 from search.offline import OfflineProposer, TunableSpec
 from search.operators import BaselineFirst
-from stages.policy import StagePlan, StageSetup
+from stages.plan import StagePlan
+from stages.policy import StageSetup
 from stages.spec import STAGE_NAMES, StageSettings
 from tests.engine.instant import InstantExecutor
 
@@ -48,7 +49,8 @@ class Run:
         self.setup = StageSetup(stages_config(STAGE_NAMES, settings, num_seeds=num_seeds, tie_break_tolerance=tolerance,
                                              noise_z=noise_z),
                                 shipped_policy(num_drafts=2, debug_prob=0.0), offline=True, critique=False, seed=0,
-                                timeout_s=100.0, tunables=("VALUE",), ablations=("zero", "half"), select=select)
+                                timeout_s=100.0, tunables=("VALUE",), ablations=("zero", "half"), select=select,
+                                base_code=base)
         self.executor = executor or InstantExecutor()
 
     def go(self, stop_after=None):
@@ -71,7 +73,7 @@ class Run:
                 raise KeyboardInterrupt
 
         self.driver = Driver(run, self.state, proposer, self.executor,
-                             lambda n: NodeJob(n.id, n.code, {}, shipped_sandbox(), None, None), self.plan,
+                             lambda n: NodeJob(n.id, n.code, {}, shipped_sandbox(), None, None, None), self.plan,
                              infer_spec=lambda n: SPEC, on_record=on_record, on_events=self.records)
         self.driver.search(resumed=unfinished)
         return [s.record for s in self.plan.stages]
@@ -86,9 +88,13 @@ def test_four_stages_in_order_with_copies_seeds_and_events(tmp_path):
     ends = [d["stage"] for name, d in tracker.events if name == "stage_end"]
     assert starts == list(STAGE_NAMES) and ends == list(STAGE_NAMES)
     journal = r.state.journal
-    for prev, rec in zip(records, records[1:]):
+    searched = records[:3]  # initial, tuning, agenda: each starts from the node the one before handed on
+    for prev, rec in zip(searched, searched[1:]):
         copy = journal.get(rec["started_from"]["copy_id"])
         assert copy.operator == "copy" and copy.copied_from == prev["best"]["node_id"] and copy.stage == rec["name"]
+    final = json.loads((tmp_path / "final" / "search.json").read_text())
+    ablation_copy = journal.get(records[3]["started_from"]["copy_id"])
+    assert ablation_copy.copied_from == final["result"]  # the ablations start from the run's result
     # seeds: SEED found in the code, the best node is the first seed, the others ran as seed nodes
     seeds = records[0]["seeds"]
     assert seeds["param"] == "SEED" and seeds["seeds"] == [0, 1, 2] and seeds["ok"] == 3
@@ -99,24 +105,27 @@ def test_four_stages_in_order_with_copies_seeds_and_events(tmp_path):
     ablations = [n for n in journal if n.stage == "ablations" and n.operator == "improve"]
     assert sorted(n.change for n in ablations) == ["half", "zero"]
     # seed runs are never a stage's best, and each stage's best beats or equals the one before on the metric
-    bests = [journal.get(rec["best"]["node_id"]) for rec in records]
+    bests = [journal.get(rec["best"]["node_id"]) for rec in searched]
     assert all(b.operator != "seed" for b in bests)
-    assert [rec["best_value"] for rec in records] == sorted(rec["best_value"] for rec in records)
+    assert [rec["best_value"] for rec in searched] == sorted(rec["best_value"] for rec in searched)
+    assert records[3]["best"] is None  # the ablation stage hands nothing on
 
 
 def test_seed_runs_of_a_stage_run_beside_the_next_stages_search(tmp_path):
-    """No stage barrier: the agenda stage's seed runs are submitted after the ablation stage's first nodes (its
-    search started from the agenda's decided node), and the agenda's record is written only when they are in."""
+    """No barrier between the searching stages: the tuning stage's seed runs are submitted after the agenda
+    stage's first nodes (its search started from tuning's decided node), and tuning's record is written only when
+    they are in. The ablations wait for the result, which is chosen once the agenda's seeds are in."""
     r = Run(tmp_path)
     records = r.go()
     journal = r.state.journal
+    tuning_seeds = [n for n in journal if n.stage == "tuning" and n.operator == "seed"]
+    agenda_runs = [n for n in journal if n.stage == "agenda" and n.operator == "improve"]
     agenda_seeds = [n for n in journal if n.stage == "agenda" and n.operator == "seed"]
     ablation_runs = [n for n in journal if n.stage == "ablations" and n.operator == "improve"]
-    ablation_copy = next(n for n in journal if n.stage == "ablations" and n.operator == "copy")
-    assert len(agenda_seeds) == 2 and ablation_runs
-    assert min(n.step for n in ablation_runs) < min(n.step for n in agenda_seeds)  # search first, seeds fill slots
-    assert ablation_copy.copied_from == records[2]["best"]["node_id"]
-    assert records[2]["seeds"]["node_ids"][1:] == [n.id for n in agenda_seeds] and records[2]["seeds"]["ok"] == 3
+    assert tuning_seeds and agenda_runs and ablation_runs
+    assert min(n.step for n in agenda_runs) < min(n.step for n in tuning_seeds)  # search first, seeds fill slots
+    assert records[1]["seeds"]["node_ids"][1:] == [n.id for n in tuning_seeds] and records[1]["seeds"]["ok"] == 3
+    assert len(agenda_seeds) == 2 and min(n.step for n in ablation_runs) > max(n.step for n in agenda_seeds)
     # every run got a slot, and no more slots than the executor has were used at once
     assert {n.slot for n in journal if n.operator != "copy"} <= {0, 1}
 
@@ -135,7 +144,7 @@ def test_after_a_model_tie_break_the_summary_best_and_the_stage_record_agree(tmp
     and the last stage record name that node, and say the model chose (not the metric)."""
     from types import SimpleNamespace
 
-    from engine.experiments.phase import make_summary
+    from engine.experiments.summary import make_summary
 
     picked = []
 
@@ -146,33 +155,42 @@ def test_after_a_model_tie_break_the_summary_best_and_the_stage_record_agree(tmp
 
     r = Run(tmp_path, num_seeds=1, select=select, tolerance=10.0)
     records = r.go()
-    last = records[-1]
+    last = records[2]  # the agenda: the last stage that hands a node on
     assert picked and picked[-1][0] == last["name"] and picked[-1][1] != picked[-1][2]  # not the metric's best
     assert last["best"]["node_id"] == picked[-1][1] and last["best"]["chosen_by"] == "model tie-break"
     assert "its curves look steadier" in last["best"]["reason"] and last["best"]["reason"] == last["tie_break"]
     saved = json.loads((tmp_path / "stages" / last["name"] / "summary.json").read_text())
     assert saved["best"] == last["best"]
 
+    # the result is chosen among the stages' decided nodes: the agenda's candidate is the model's pick
+    final = json.loads((tmp_path / "final" / "search.json").read_text())
+    agenda = next(c for c in final["choice"]["candidates"] if c["stage"] == "agenda")
+    assert agenda["node_id"] == original_id(r, last["best"]["node_id"])
     chosen = r.plan.chosen()
-    assert chosen is not None and chosen[0].id == last["best"]["node_id"]
-    metric_best = r.state.journal.best_node(SPEC)
-    assert metric_best.metric > chosen[0].metric  # the metric alone would have picked another node
+    assert chosen is not None and chosen[0].id == final["result"] and "the run's result" in chosen[1]["chosen_by"]
     exp = SimpleNamespace(cfg=SimpleNamespace(topic=SimpleNamespace(name="t")), template=SimpleNamespace(
         path=tmp_path, baseline_final_info=None), profile=None, base_code=BASE)
     summary = make_summary(exp, r.state, 1.0, "finished", str(tmp_path), "offline", chosen)
-    assert summary["best"]["node_id"] == last["best"]["node_id"] and summary["best"]["value"] == chosen[0].metric
-    assert summary["best"]["chosen_by"] == "model tie-break" and summary["best"]["reason"] == last["tie_break"]
+    assert summary["best"]["node_id"] == final["result"] and summary["best"]["value"] == chosen[0].metric
+    assert summary["best"]["value_is"] == "a single run" and summary["best"]["reason"] == final["choice"]["reason"]
     RunDir(tmp_path).write_best(chosen[0])
-    assert (tmp_path / "best" / "experiment.py").read_text() == r.state.journal.get(last["best"]["node_id"]).code
+    assert (tmp_path / "best" / "experiment.py").read_text() == r.state.journal.get(final["result"]).code
+
+
+def original_id(r, node_id):
+    node = r.state.journal.get(node_id)
+    while node.operator == "copy":
+        node = r.state.journal.get(node.copied_from)
+    return node.id
 
 
 def test_without_a_tie_break_the_metric_chose_and_says_so(tmp_path):
     r = Run(tmp_path)
-    records = r.go()
+    records = r.go()[:3]  # the stages that hand a node on
     assert all(rec["best"]["chosen_by"] in ("metric", "seed spread") for rec in records)
     assert all("best m of stage" in rec["best"]["reason"] for rec in records if rec["best"]["chosen_by"] == "metric")
     node, choice = r.plan.chosen()
-    assert node.id == records[-1]["best"]["node_id"] and choice["chosen_by"] == records[-1]["best"]["chosen_by"]
+    assert choice["chosen_by"] == "the run's result (seed means)" and "on their seed means" in choice["reason"]
 
 
 class IdExecutor(InstantExecutor):

@@ -105,11 +105,14 @@ def test_phases_ideas_paper_and_review_views_in_chromium(tmp_path):
     write_json(run.path / "idea.json", {"Name": "wd"})
     write_json(run.path / "phases" / "writeup.json", {"status": "done", "outputs": {
         "pdf": "paper/paper.pdf", "kind": "paper", "pages": 4, "figures": 5, "citations": 7}})
-    write_json(run.path / "paper" / "integrity.json", {"untraced": [{"number": "87.3", "context": "we reach 87.3%"}],
-                                                       "checks": {"refs": {"ok": True, "findings": []}}})
+    write_json(run.path / "paper" / "integrity.json", {"untraced": [
+        {"number": "87.3", "context": "we reach 87.3%"},  # as an integrity.json before issue 20 has it
+        {"number": "8.3%", "sentence": "It needs 8.3% more steps.", "problem": "wrong sign"}],
+        "checks": {"refs": {"ok": True, "findings": []}}})
     write_json(run.path / "review.json", {"Overall": 4, "Decision": "Reject", "Summary": "A small study.",
                                           "Strengths": ["clear"], "Weaknesses": ["tiny <models>"],
-                                          "Questions": [], "Ensemble": [{"Overall": 3}]})
+                                          "Questions": [], "Ensemble": [{"Overall": 3}],
+                                          "integrity_flag": "hidden text (white <text> on page 2); rejected"})
     page = write_viewer(run, journal, summary)
     dom = dump_dom(page)
     assert len(re.findall(r'<tr class="phase"><td>(?!\$)', dom)) == 4 and 'href="#ideas">ideas</a>' in dom
@@ -121,9 +124,11 @@ def test_phases_ideas_paper_and_review_views_in_chromium(tmp_path):
     assert "Cooking pasta: off the topic" in ideas
     opened = dump_dom(page, "#paper")
     assert 'id="paper-link" href="paper/paper.pdf"' in opened and "87.3: we reach 87.3%" in opened
+    assert "8.3% (wrong direction): It needs 8.3% more steps." in opened
     review = dump_dom(page, "#review")
     assert 'id="review-Overall">4<' in review and 'id="review-Decision">Reject<' in review
     assert "tiny &lt;models&gt;" in review
+    assert "<b>Integrity:</b> hidden text (white &lt;text&gt; on page 2); rejected" in review
 
 
 T0 = 1_700_000_000.0

@@ -7,7 +7,8 @@ from engine.errors import EngineError, TemplateError
 from search.journal import Journal
 from search.metric import MetricSpec
 from search.node import ExecResult, Node
-from stages.policy import PENDING, Evidence, StagePolicy, StageSetup
+from stages.evaluation import Evidence
+from stages.policy import PENDING, StagePolicy, StageSetup
 from stages.spec import STAGE_NAMES, StageSettings
 
 SPEC = MetricSpec("acc", "maximize")

@@ -4,6 +4,7 @@ literature, and a stand-in for the figures module that copies the run's seed plo
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import shutil
 import sys
@@ -30,6 +31,32 @@ def smoke_copy(tmp_path: Path) -> Path:
     dest = tmp_path / "run"
     shutil.copytree(SMOKE_RUN, dest)
     return dest
+
+
+# summary.json `result` and `ablations` as issue 20 specifies them, for the smoke run (its own records predate
+# them): made-up values (the smoke run's every node gives 150) that make relative claims worth checking
+RESULT = {"node_id": "76fbfbfa5f89", "step": 0, "stage": "initial", "metric": "step_val_acc_99", "mean": 137.5,
+          "stderr": 7.217, "ci95": [106.4, 168.6], "n": 3, "seeds": [2, 3, 4], "selection_seeds": [0, 1],
+          "chosen_by": "lowest seed mean of the decided stages' best nodes",
+          "baseline": {"mean": 150.0, "stderr": 0.0, "ci95": [150.0, 150.0], "n": 3},
+          "improvement": {"mean": -12.5, "stderr": 7.217, "ci95": [-43.55, 18.55], "n": 3, "significant": False,
+                          "text": "no significant difference from the baseline: seed by seed, the result's "
+                                  "step_val_acc_99 is 12.5 lower than the baseline's on average "
+                                  "(95% CI [-43.55, +18.55], 3 seeds)"},
+          "held_out": {"test_acc": {"mean": 0.0125, "stderr": 0.0031, "ci95": [-0.0008, 0.0258]}}}
+ABLATIONS = [{"name": "one_layer", "node_id": "d0f3c6bee87e", "change": {"num_layers": 1}, "mean": 150.0,
+              "stderr": 0.0, "n": 3, "delta": 12.5, "ci95_delta": [-18.5, 43.5], "significant": False,
+              "verdict": "no clear effect"},
+             {"name": "no_weight_decay", "node_id": "671068824b92", "change": {"weight_decay": 0.0}, "mean": 175.0,
+              "stderr": 12.5, "n": 3, "delta": 37.5, "ci95_delta": [3.1, 71.9], "significant": True,
+              "verdict": "hurts"}]
+
+
+def with_outcome(run_dir: Path) -> Path:
+    """The run with `result` and `ablations` in its summary.json."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").write_text(json.dumps(summary | {"result": RESULT, "ablations": ABLATIONS}))
+    return run_dir
 
 
 def run_config(*overrides: str, own_format: Path | None = None) -> RunConfig:

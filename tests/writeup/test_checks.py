@@ -2,26 +2,11 @@
 pages; and the facts they check against, read from a real run directory."""
 import pytest
 
-from engine.writeup.checks import main_pages, run_checks, trace, trace_numbers
+from engine.writeup.checks import main_pages, run_checks, trace_numbers
 from engine.writeup.facts import collect_facts
 from engine.writeup.latex import escape, fill, with_disclosure
 from engine.writeup.writer import drop_unknown_citations
 from tests.writeup.support import SMOKE_RUN
-
-NUMBERS = {0.9312: "acc", 1441.6667: "mean steps", 150.0: "steps", 0.003: "lr", 2.0: "seeds", 0.07: "frac"}
-
-
-@pytest.mark.parametrize("written,fact", [("0.93", 0.9312), ("0.9312", 0.9312), ("93.1", 0.9312),
-                                          ("93", 0.9312), ("150", 150.0), ("1442", 1441.6667),
-                                          ("1,442", 1441.6667), ("3e-3", 0.003), ("0.0030", 0.003),
-                                          ("7", 0.07)])
-def test_trace_at_written_precision(written, fact):
-    assert trace(written, NUMBERS)[0] == fact
-
-
-@pytest.mark.parametrize("written", ["0.94", "151", "149", "93.2", "0.004", "1441", "1", "8"])
-def test_untraceable_numbers(written):
-    assert trace(written, NUMBERS) is None
 
 
 def doc(abstract: str, results: str, other: str = "") -> str:
@@ -29,29 +14,55 @@ def doc(abstract: str, results: str, other: str = "") -> str:
             "\\section{Introduction}" + other + "\\section{Results}" + results + "\\end{document}")
 
 
-def test_integrity_ignores_references_lengths_years_and_identifiers():
-    tex = doc("Since 2019 we reach 93.1\\% (Figure~2, Table 3).",
+@pytest.fixture(scope="module")
+def ledger():
+    return collect_facts(SMOKE_RUN).ledger
+
+
+@pytest.mark.parametrize("quantity,written,key", [
+    ("final training accuracy", "0.64", "x_plus_y.means.final_train_acc"),
+    ("final training accuracy", "0.6402", "x_plus_y.means.final_train_acc"),
+    ("final training accuracy", "64.0\\%", "x_plus_y.means.final_train_acc"),
+    ("final training accuracy", "64\\%", "x_plus_y.means.final_train_acc"),
+    ("final training loss", "1.6", "x_plus_y.means.final_train_loss")])
+def test_trace_at_written_precision(ledger, quantity, written, key):
+    tex = doc("", f"The best program reached a {quantity} of {written}.")
+    [entry], untraced, _ = trace_numbers(tex, ledger)
+    assert untraced == [] and entry["facts"][0]["key"] == key
+
+
+@pytest.mark.parametrize("written", ["0.65", "0.6403", "64.1\\%", "1", "0.64\\%", "64"])
+def test_untraceable_at_written_precision(ledger, written):
+    _, [entry], _ = trace_numbers(doc("", f"The best program reached a final training accuracy of {written}."), ledger)
+    assert entry["problem"] == "untraced"
+
+
+def test_integrity_ignores_references_lengths_years_and_identifiers(ledger):
+    tex = doc("Since 2019 we reach 99\\% validation accuracy in 150 steps (Figure~2, Table 3).",
               "See Figure~\\ref{fig:x2} and \\cite{smith2020}. \\includegraphics[width=0.7\\linewidth]{f7.png}"
-              "\\vspace{3pt} step\\_val\\_acc\\_99 after 150 steps, lr $3 \\times 10^{-3}$ or 3e-3, Section 4.",
+              "\\vspace{3pt} step\\_val\\_acc\\_99 after 150 steps, learning rate $3 \\times 10^{-3}$ or 3e-3, "
+              "Section 4.",
               other="Numbers outside the checked sections (like 777) are not checked.")
-    traced, untraced = trace_numbers(tex, NUMBERS)
+    traced, untraced, ignored = trace_numbers(tex, ledger)
     assert untraced == []
-    assert sorted(t["number"] for t in traced) == ["150", "3e-3", "3e-3", "93.1"]
+    assert sorted(t["number"] for t in traced) == ["150", "150", "3e-3", "3e-3", "99%"]
+    assert sorted(i["number"] for i in ignored) == ["2", "2019", "3", "4"]
 
 
-def test_a_node_id_that_reads_as_an_exponent_is_no_number():
+def test_a_node_id_that_reads_as_an_exponent_is_no_number(ledger):
     # the results report quotes node ids (12 hex digits); about 1 id in 280 is digits, an e, digits, and a float
     # of it overflowed: the writeup crashed for such a run
     tex = doc("The best run took 150 steps.", "Nodes (1439e3519430) and (0e123456) ran 150 steps.")
-    traced, untraced = trace_numbers(tex, NUMBERS)
+    traced, untraced, _ = trace_numbers(tex, ledger)
     assert untraced == [] and [t["number"] for t in traced] == ["150", "150"]
 
 
-def test_invented_numbers_are_reported_with_context():
+def test_invented_numbers_are_reported_with_their_sentence(ledger):
     tex = doc("We reach 87.3\\% accuracy.", "The loss fell to 0.042 after 150 steps.")
-    _, untraced = trace_numbers(tex, NUMBERS)
-    assert [(u["number"], u["section"]) for u in untraced] == [("87.3", "abstract"), ("0.042", "section 'Results'")]
-    assert "loss fell to 0.042" in untraced[1]["context"]
+    _, untraced, _ = trace_numbers(tex, ledger)
+    assert [(u["number"], u["section"]) for u in untraced] == [("87.3%", "abstract"),
+                                                                ("0.042", "section 'Results'")]
+    assert untraced[1]["sentence"] == "The loss fell to 0.042 after 150 steps."
 
 
 def test_structure_checks(tmp_path):
@@ -60,7 +71,7 @@ def test_structure_checks(tmp_path):
     tex = doc("", "\\includegraphics{figures/a.png}\\includegraphics{figures/a.png}\\includegraphics{figures/b.png}"
               "\\label{fig:a} \\ref{fig:a} \\ref{fig:missing} \\citep{known,unknown2020}"
               "\\section{Results} again", other="% \\ref{commented_out}\n")
-    report = run_checks(tmp_path, tex, None, NUMBERS, 4, {"known"})
+    report = run_checks(tmp_path, tex, None, collect_facts(SMOKE_RUN).ledger, 4, {"known"})
     c = report.checks
     assert c["figures"].findings == ["\\includegraphics{figures/b.png}: no such file (figures are in figures/)"]
     assert c["references"].findings == ["\\ref{fig:missing}: no \\label{fig:missing} is defined"]
@@ -95,10 +106,13 @@ def test_facts_of_a_real_run():
     assert tuning.seed_mean == 150.0 and tuning.seeds_ok == 2
     assert facts.settings["prime"] == 23 and facts.settings["learning_rate"] == 0.003
     assert len(facts.node_metrics) == 17
-    # every metric of every node is a traceable number, and so is the 99 of the metric's name
-    for value in (0.6401515007019043, 4.383667945861816, 0.016981132328510284, 99.0, 23.0):
-        assert value in facts.numbers
-    assert 3149.0 not in facts.numbers  # digits of node ids are not facts
+    # every metric of every node is a fact with its meaning, and so is the 99 of the metric's name
+    found = {(f.value, f.quantity, f.stat) for f in facts.ledger.facts}
+    assert {(0.6401515007019043, "final_train_acc", "value"), (4.383667945861816, "final_val_loss", "value"),
+            (0.016981132328510284, "final_val_acc", "mean"), (99.0, "step_val_acc_99", "name"),
+            (23.0, "prime", "setting")} <= found
+    assert 3149.0 not in {f.value for f in facts.ledger.facts}  # digits of node ids are not facts
+    assert facts.result is None and facts.ablations == []  # a run from before summary.json had them
     assert "Stage tuning (Hyperparameter tuning): budget 4, 4 nodes" in facts.prompt_text()
 
 

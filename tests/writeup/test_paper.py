@@ -12,7 +12,15 @@ from engine.writeup import run_phase
 from engine.writeup.preflight import missing_tools
 from tests.scripted_model import ScriptedModel
 from tests.writeup.paper_model import CLEAN, FIGURE, PaperModel
-from tests.writeup.support import FakeLiterature, context, fake_llm, install_fake_figures, run_config, smoke_copy
+from tests.writeup.support import (
+    FakeLiterature,
+    context,
+    fake_llm,
+    install_fake_figures,
+    run_config,
+    smoke_copy,
+    with_outcome,
+)
 
 REAL_WRITES = {"write_text": Path.write_text, "write_bytes": Path.write_bytes}
 
@@ -42,9 +50,9 @@ def die_while_writing(monkeypatch, name: str, at: int) -> None:
 pytestmark = pytest.mark.skipif(bool(missing_tools()), reason="TeX Live / poppler not installed")
 
 
-def write(tmp_path, monkeypatch, model, *overrides, vision=False, literature=None, own_format=False):
+def write(tmp_path, monkeypatch, model, *overrides, vision=False, literature=None, own_format=False, outcome=False):
     install_fake_figures(monkeypatch)
-    run = smoke_copy(tmp_path)
+    run = with_outcome(smoke_copy(tmp_path)) if outcome else smoke_copy(tmp_path)
     cfg = run_config("writeup.num_cite_rounds=3", "writeup.compile_rounds=2", *overrides,
                      own_format=tmp_path / "bare_template" if own_format else None)
     with ScriptedModel(responder=model) as scripted:
@@ -70,7 +78,7 @@ def test_paper_end_to_end(tmp_path, monkeypatch):
     bib = (run / "paper" / "references.bib").read_text()
     assert "power2022grokking" in bib and "nanda2023progress" in bib
     assert all(c["ok"] for c in integrity["checks"].values()) and integrity["untraced"] == []
-    assert {t["number"] for t in integrity["traced"]} >= {"150", "0.0038", "99", "23", "0.003"}
+    assert {t["number"] for t in integrity["traced"]} >= {"150", "0.0038", "99%", "23", "0.003"}
     # one draft, a refinement of the abstract and each of the seven sections, no correction needed
     assert len(model.calls["write_paper"]) == 1 and len(model.calls["revise_section"]) == 8
     assert "fixed_paper" not in model.calls
@@ -101,10 +109,27 @@ def test_invented_number_is_flagged(tmp_path, monkeypatch):
     run, out, integrity = write(tmp_path, monkeypatch, model)
     assert out["untraced_numbers"] == 1 and not out["checks_ok"] and out["kind"] == "paper"
     [untraced] = integrity["untraced"]
-    assert untraced["number"] == "87.3" and untraced["section"] == "section 'Results'"
-    assert "reached 87.3" in untraced["context"]
+    assert untraced["number"] == "87.3%" and untraced["section"] == "section 'Results'"
+    assert "reached 87.3%" in untraced["sentence"]
     assert len(model.calls["fixed_paper"]) == 2  # every correction round was asked to remove it
     assert "the number 87.3" in model.calls["fixed_paper"][0]
+
+
+def test_untraced_and_wrongly_signed_claims_go_back_to_the_model(tmp_path, monkeypatch):
+    wrong = "On fresh seeds the chosen program needs 8.3\\% more steps than the baseline."
+    invented = "Its validation loss fell to 0.0413."
+    draft = dict(CLEAN, results=CLEAN["results"] + "\n" + wrong + " " + invented)
+    model = PaperModel(draft=draft, fix=lambda latex: latex.replace("8.3\\% more", "8.3\\% fewer")
+                       .replace(" " + invented, ""))
+    run, out, integrity = write(tmp_path, monkeypatch, model, outcome=True)
+    [request] = model.calls["fixed_paper"]
+    assert "the claim '8.3%' in section 'Results' has the wrong direction" in request
+    assert "the number 0.0413 in section 'Results' is not in the run's results" in request
+    assert "Result (node step 0, stage initial" in model.calls["write_paper"][0]  # the facts carry `result`
+    assert out["checks_ok"] and out["untraced_numbers"] == 0 and integrity["untraced"] == []
+    [claim] = [t for t in integrity["traced"] if t["number"] == "8.3%"]
+    assert [f["key"] for f in claim["facts"]] == ["result.mean", "result.baseline.mean"]
+    assert "8.3\\% fewer steps" in (run / "paper" / "paper.tex").read_text()
 
 
 def test_unknown_citation_is_removed(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import pytest
 from engine.phase import PhaseSkipped
 from engine.writeup import run_phase
 from engine.writeup.preflight import missing_tools
-from tests.writeup.support import context, install_fake_figures, run_config, smoke_copy
+from tests.writeup.support import context, install_fake_figures, run_config, smoke_copy, with_outcome
 
 pytestmark = pytest.mark.skipif(bool(missing_tools()), reason="TeX Live / poppler not installed")
 
@@ -19,7 +19,7 @@ def pdf_text(path):
 @pytest.mark.parametrize("own_format", [False, True], ids=["template-latex", "workshop-format"])
 def test_offline_report_from_a_real_run(tmp_path, monkeypatch, own_format):
     install_fake_figures(monkeypatch)
-    run = smoke_copy(tmp_path)
+    run = with_outcome(smoke_copy(tmp_path))
     summary = json.loads((run / "summary.json").read_text())
     cfg = run_config(own_format=tmp_path / "bare_template" if own_format else None)
     out = run_phase(context(run, cfg))
@@ -31,7 +31,14 @@ def test_offline_report_from_a_real_run(tmp_path, monkeypatch, own_format):
     assert "Batch Size and the Timing of Grokking" in flat  # the idea's title
     assert "automatically generated results report" in flat and "no model-written prose" in flat
     assert "generated autonomously by an AI system" in flat
-    assert f"the best program gave {summary['best']['value']:g}" in flat
+    # the abstract quotes the result: its fresh-seed mean with its interval, and how it compares with the baseline
+    r = summary["result"]
+    abstract = flat[flat.index("Abstract"):flat.index("The idea under test")]
+    assert f"{r['mean']:g} ± {r['stderr']:.4g} (95% CI [{r['ci95'][0]:.4g}, {r['ci95'][1]:.4g}]" in abstract
+    assert f"{r['n']} seeds)" in abstract and r["improvement"]["text"].split(":")[0] in abstract
+    tex = (run / "paper" / "paper.tex").read_text()
+    assert "ablation & mean & stderr & n & delta & 95\\% CI of delta & verdict" in tex  # one table, these columns
+    assert all(a["name"].replace("_", " ") in flat and a["verdict"] in flat for a in summary["ablations"])
     for stage in summary["stages"]:
         assert f"Stage {stage['name']}: {stage['title']}" in flat
     assert "weight decay from 1.0 to 2.0" in flat  # what tuning tried
