@@ -38,11 +38,11 @@ from benchmarks.iclr_report import integrity_counts, write_report, write_status
 from benchmarks.review_metrics import DEFAULT_RATINGS, load_ratings, read_reviews, score
 from engine.config import shipped
 from engine.errors import EngineError
-from engine.inputs import output_file, output_folder
+from engine.inputs.files import output_file, output_folder
+from engine.inputs.values import ArgumentParser, at_least, number_in
 from engine.review.config import HIDDEN_TEXT_POLICIES
 from engine.review.reviewer import FEWSHOT_DIR
 from engine.rundir import write_atomic
-from engine.values import ArgumentParser, at_least, number_in
 
 log = logging.getLogger("iclr_review")
 SCORE_COLUMNS = ("Originality", "Quality", "Clarity", "Significance", "Soundness", "Presentation", "Contribution",

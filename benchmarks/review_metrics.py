@@ -14,7 +14,7 @@ from scipy import stats
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score, roc_auc_score
 
 from engine.errors import EngineError
-from engine.inputs import read_text
+from engine.inputs.files import read_text
 
 # a copy of ../shared/data/iclr2022/ratings_subset.tsv (500 ICLR 2022 papers: reviewer scores, decision)
 DEFAULT_RATINGS = Path(__file__).resolve().parent / "data" / "iclr2022_ratings.tsv"

@@ -31,9 +31,9 @@ from scipy import stats
 
 from benchmarks.sweep_runs import COLUMNS, benchmark_metrics, canonical_model, collect, mapping, read_mapping
 from engine.errors import EngineError
-from engine.inputs import output_folder, read_yaml
+from engine.inputs.files import output_folder, read_yaml
+from engine.inputs.values import ArgumentParser
 from engine.sweep import RECORD
-from engine.values import ArgumentParser
 
 MIN_POINTS = 3  # a line through fewer points has no interval
 

@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 from engine.errors import EngineError
-from engine.inputs import input_folder, read_yaml
+from engine.inputs.files import input_folder, read_yaml
+from engine.inputs.values import ArgumentParser, at_least
 from engine.rundir import RunDir, read_json
-from engine.values import ArgumentParser, at_least
 from search.measures import slot_utilization, spans
 
 

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engine.errors import EngineError
-from engine.inputs import input_folder, read_json, read_yaml
+from engine.inputs.files import input_folder, read_json, read_yaml
 from engine.llm.ledger import SCHEMA as LEDGER_SCHEMA
 from engine.llm.ledger import cost_summary
 from engine.sweep import RECORD

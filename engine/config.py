@@ -7,8 +7,8 @@ without editing this module. Each such class has `from_dict(raw, resolve)` (`res
 wrote into an absolute one) and raises ValueError naming the key at fault.
 
 Every key is checked for its type and range here, before a run directory, a model call or a node exists (the
-launch calls `build` before Hydra makes the run directory: engine/startup.py): one line names the key, the value and
-what is allowed (engine/values.py), and the launch ends with exit status 2.
+launch calls `build` before Hydra makes the run directory: engine/inputs/startup.py): one line names the key, the
+value and what is allowed (engine/inputs/values.py), and the launch ends with exit status 2.
 """
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.errors import EngineError
+from engine.inputs.values import Section
 from engine.llm.models import ModelSpec, resolve_roles
 from engine.llm.service import LLMSettings
 from engine.nodes.config import ClusterConfig
 from engine.sandbox.config import SandboxConfig
 from engine.tracking import TrackingConfig
-from engine.values import Section
 from search.policy import PolicyConfig
 from stages.spec import STAGE_NAMES, StagesConfig, StageSettings
 

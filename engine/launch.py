@@ -17,12 +17,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from engine import config as config_mod
-from engine import interrupt, startup
+from engine import interrupt
 from engine.budget.guard import Budget
 from engine.budget.projection import project
 from engine.budget.settings import BudgetSettings
 from engine.budget.start import dry_run_text, open_budget
 from engine.errors import EngineError
+from engine.inputs import startup
 from engine.llm.ledger import Ledger
 from engine.llm.service import LLM
 from engine.llm.transcripts import Recorder, Replayer

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.config import RunConfig
+from engine.inputs.values import Section
 from engine.llm.service import LLM
 from engine.tracking import Tracker
-from engine.values import Section
 
 if TYPE_CHECKING:
     from engine.literature import LiteratureSearch

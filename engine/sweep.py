@@ -33,8 +33,8 @@ from typing import Any
 
 from engine import interrupt
 from engine.errors import EngineError
+from engine.inputs.values import Section
 from engine.rundir import read_json, write_atomic
-from engine.values import Section
 
 log = logging.getLogger("engine.sweep")
 RECORD = "sweep.json"

@@ -3,7 +3,7 @@
 CONTRACT below says, for each key, what a launch from the shipped defaults must accept. Every key is tried with every
 value of PROBES (wrong types, boundaries, zero, negatives, NaN and infinities, empty and unknown names, and the
 key's valid values), then a property test draws keys and values at random; each runs the check a launch makes before
-Hydra makes the run directory (engine/startup.py) on the shipped config with that one value changed. An accepted
+Hydra makes the run directory (engine/inputs/startup.py) on the shipped config with that one value changed. An accepted
 value must be allowed, a refused one must not be, and a refusal is an EngineError of one line that names the key.
 Another test makes sure CONTRACT covers every key the shipped conf/ has, so a key added without a check fails here.
 A few real launches show the same refusal from the command line: exit status 2, one line on stderr, no traceback,
@@ -23,8 +23,8 @@ from omegaconf import OmegaConf
 
 from engine import config as config_mod
 from engine.errors import EngineError
-from engine.startup import check_task
-from engine.values import is_int, is_number
+from engine.inputs.startup import check_task
+from engine.inputs.values import is_int, is_number
 from stages.spec import STAGE_NAMES
 from tests.conftest import FIXTURES, REPO, launch
 
@@ -169,7 +169,7 @@ CONTRACT = {
 WORDS = ["abc", "two", "", " ", "1e3", "null", "none", "true", "-1", "auto", "offline", "llm", "cpu", "smoke",
          "maximize", "minimize", "local", "ray", "threads", "always", "never", "wandb", "online", "disabled",
          "openai", "anthropic", "workshop", "conference", "error", "live", "http://127.0.0.1:9/v1", "2024-10-22",
-         "2024-13-01", "engine.values:Section", "gpt-4o", "replay", "templates", ".", *STAGE_NAMES, "arxiv",
+         "2024-13-01", "engine.inputs.values:Section", "gpt-4o", "replay", "templates", ".", *STAGE_NAMES, "arxiv",
          "openalex", "semantic_scholar", "ideas", "experiments", "writeup", "review"]
 SAFE = st.text(alphabet=string.ascii_letters + string.digits + " _-./:", max_size=12)  # no ${...} or ???: Hydra's
 VALUES = st.one_of(
@@ -218,7 +218,8 @@ NEVER_MADE = REPO / "runs" / "never-made"
 
 
 def check(cfg: dict):
-    """The launch's check (engine/startup.py): the config as Hydra hands it over, the settings, the input files."""
+    """The launch's check (engine/inputs/startup.py): the config as Hydra hands it over, the settings, the input
+    files."""
     return check_task(OmegaConf.create(cfg), NEVER_MADE, [])
 
 

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from engine import config as config_mod
 from engine.budget.settings import BudgetSettings
 from engine.ideas.config import IdeasConfig
+from engine.inputs.startup import with_new_keys
 from engine.literature.config import LiteratureConfig
 from engine.llm.service import LLMSettings
 from engine.nodes.config import ClusterConfig
@@ -19,7 +20,6 @@ from engine.nodes.node_exec import NodeJob
 from engine.phase import PipelineSettings
 from engine.review.config import ReviewConfig
 from engine.sandbox.config import SandboxConfig
-from engine.startup import with_new_keys
 from engine.sweep import SweepSettings
 from engine.tracking import TrackingConfig
 from engine.writeup.config import WriteupConfig

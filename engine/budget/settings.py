@@ -4,9 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from engine.inputs.values import Section, is_int
 from engine.llm.models import ROLES
 from engine.phase import PHASES
-from engine.values import Section, is_int
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class BudgetSettings:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], resolve: Any = None) -> BudgetSettings:
-        """ValueError naming the key, the value and what is allowed (engine/values.py)."""
+        """ValueError naming the key, the value and what is allowed (engine/inputs/values.py)."""
         s = Section(raw, "budget")
         caps = s.section("phase_max_usd")
         unknown = [p for p in caps.raw if p not in PHASES]

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from engine.errors import TemplateError
-from engine.inputs import read_text
-from engine.values import Section, is_number, show
+from engine.inputs.files import read_text
+from engine.inputs.values import Section, is_number, show
 from search import code_edit
 from search.code_edit import Scalar
 from search.metric import MetricSpec

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.values import Section
+from engine.inputs.values import Section
 
 if TYPE_CHECKING:
     from engine.config import RunConfig

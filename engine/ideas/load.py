@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.errors import EngineError
 from engine.ideas.schema import SCORES, V2_TEXT, as_text
-from engine.inputs import read_json
+from engine.inputs.files import read_json
 
 V2_MARKERS = ("Short Hypothesis", "Related Work", "Abstract", "Experiments", "Risk Factors and Limitations")
 

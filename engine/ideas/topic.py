@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import EngineError
 from engine.experiments.template import Template, load_template
-from engine.inputs import read_text
+from engine.inputs.files import read_text
 
 if TYPE_CHECKING:
     from engine.config import RunConfig

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine.values import Section
+from engine.inputs.values import Section
 
 if TYPE_CHECKING:
     from engine.config import RunConfig

@@ -20,6 +20,65 @@ from typing import Any
 Reply = dict[str, Any]
 
 
+class _Handler(BaseHTTPRequestHandler):
+    """Answers for the FakeLLMServer that owns the HTTP server (`self.server.owner`)."""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if self.path.rstrip("/").endswith("/models"):
+            self._send(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+        else:
+            self._send(404, {"error": {"message": "not found"}})
+
+    def do_POST(self) -> None:  # noqa: N802
+        owner: FakeLLMServer = self.server.owner  # type: ignore[attr-defined]
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        with owner._lock:
+            owner.requests.append((self.path, body, {k.lower(): v for k, v in self.headers.items()}))
+            reply = owner.script.pop(0) if owner.script else None
+        anthropic = self.path.rstrip("/").endswith("/messages")
+        key = self.headers.get("x-api-key") or self.headers.get("Authorization", "").removeprefix("Bearer ")
+        if reply is None and key != owner.api_key:
+            reply = {"status": 401}
+        if reply is None:
+            reply = owner.responder(self.path, body) if owner.responder else {"text": "ok"}
+        self._answer(reply, body, anthropic)
+
+    def _answer(self, reply: Reply, body: dict, anthropic: bool) -> None:
+        status = reply.get("status", 200)
+        if "raw" in reply:
+            raw = reply["raw"].encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+            return
+        if status != 200:
+            kinds = {401: "authentication_error", 429: "rate_limit_error", 500: "api_error",
+                     404: "not_found_error", 400: "invalid_request_error"}
+            message = reply.get("message", f"fake error {status}")
+            err = ({"type": "error", "error": {"type": kinds.get(status, "api_error"), "message": message}}
+                   if anthropic else {"error": {"message": message, "type": kinds.get(status, "api_error"),
+                                                "code": "invalid_api_key" if status == 401 else None}})
+            self._send(status, err, {"retry-after": "0"} if status == 429 else None)
+            return
+        usage = reply.get("usage", {"input": 11, "output": 7, "cached": 0})
+        self._send(200, _anthropic(reply, body, usage) if anthropic else _openai(reply, body, usage))
+
+    def _send(self, status: int, obj: Any, headers: dict | None = None) -> None:
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+
 class FakeLLMServer:
     def __init__(self, responder: Callable[[str, dict], Reply] | None = None, api_key: str = "test-key"):
         self.script: list[Reply] = []
@@ -27,64 +86,8 @@ class FakeLLMServer:
         self.responder = responder
         self.api_key = api_key
         self._lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                if self.path.rstrip("/").endswith("/models"):
-                    self._send(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
-                else:
-                    self._send(404, {"error": {"message": "not found"}})
-
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                with server._lock:
-                    server.requests.append((self.path, body, {k.lower(): v for k, v in self.headers.items()}))
-                    reply = server.script.pop(0) if server.script else None
-                anthropic = self.path.rstrip("/").endswith("/messages")
-                key = self.headers.get("x-api-key") or self.headers.get("Authorization", "").removeprefix("Bearer ")
-                if reply is None and key != server.api_key:
-                    reply = {"status": 401}
-                if reply is None:
-                    reply = server.responder(self.path, body) if server.responder else {"text": "ok"}
-                self._answer(reply, body, anthropic)
-
-            def _answer(self, reply: Reply, body: dict, anthropic: bool) -> None:
-                status = reply.get("status", 200)
-                if "raw" in reply:
-                    raw = reply["raw"].encode()
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(raw)))
-                    self.end_headers()
-                    self.wfile.write(raw)
-                    return
-                if status != 200:
-                    kinds = {401: "authentication_error", 429: "rate_limit_error", 500: "api_error",
-                             404: "not_found_error", 400: "invalid_request_error"}
-                    message = reply.get("message", f"fake error {status}")
-                    err = ({"type": "error", "error": {"type": kinds.get(status, "api_error"), "message": message}}
-                           if anthropic else {"error": {"message": message, "type": kinds.get(status, "api_error"),
-                                                        "code": "invalid_api_key" if status == 401 else None}})
-                    self._send(status, err, {"retry-after": "0"} if status == 429 else None)
-                    return
-                usage = reply.get("usage", {"input": 11, "output": 7, "cached": 0})
-                self._send(200, _anthropic(reply, body, usage) if anthropic else _openai(reply, body, usage))
-
-            def _send(self, status: int, obj: Any, headers: dict | None = None) -> None:
-                data = json.dumps(obj).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.owner = self  # type: ignore[attr-defined]
         self.port = self.httpd.server_address[1]
         # a short poll: shutdown() waits for the serving loop to look again (0.5 s by default, paid by every test)
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True)

@@ -9,7 +9,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from engine.errors import EngineError
-from engine.values import Section, show
+from engine.inputs.values import Section, show
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "conf" / "model"  # engine/conf: the package's own
 PROVIDERS = ("openai", "anthropic", "bedrock", "vertex")

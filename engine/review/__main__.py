@@ -14,7 +14,8 @@ from pathlib import Path
 
 from engine.config import shipped, shipped_llm
 from engine.errors import EngineError
-from engine.inputs import output_file
+from engine.inputs.files import output_file
+from engine.inputs.values import ArgumentParser, at_least, number_in
 from engine.llm.ledger import Ledger, cost_summary
 from engine.llm.models import ModelSpec
 from engine.llm.service import LLM
@@ -23,7 +24,6 @@ from engine.review.integrity import with_findings
 from engine.review.paper import read_paper
 from engine.review.reviewer import FIELDS, perform_review, spec_for
 from engine.rundir import write_atomic
-from engine.values import ArgumentParser, at_least, number_in
 
 
 def model_spec(args: argparse.Namespace) -> ModelSpec:

@@ -13,7 +13,7 @@ from typing import Any
 
 from engine.config import shipped_llm
 from engine.errors import EngineError
-from engine.inputs import read_text
+from engine.inputs.files import read_text
 from engine.llm.fence import fence, with_data_rule
 from engine.llm.models import MODEL_DIR, ModelSpec, load_registered
 from engine.llm.parsing import ParseError, extract_json

@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from engine.values import Section
+from engine.inputs.values import Section
 
 BWRAP_MODES = ("auto", "always", "never")
 

@@ -49,8 +49,9 @@ class EngineRayLauncher(Launcher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         import ray
 
-        from engine import interrupt, startup, sweep
+        from engine import interrupt, sweep
         from engine.errors import EngineError
+        from engine.inputs import startup
 
         assert self.config is not None and self.hydra_context is not None and self.task_function is not None
         setup_globals()

@@ -24,8 +24,8 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from engine import config as config_mod
 from engine.errors import EngineError
+from engine.inputs.values import show
 from engine.pipeline import check_inputs
-from engine.values import show
 
 # what a launch writes in a run directory before the pipeline starts (Hydra's folder and log, the resolved config)
 LAUNCH_FILES = {".hydra", "launch.log", "config.yaml"}
