@@ -125,7 +125,7 @@ def test_untraced_and_wrongly_signed_claims_go_back_to_the_model(tmp_path, monke
     [request] = model.calls["fixed_paper"]
     assert "the claim '8.3%' in section 'Results' has the wrong direction" in request
     assert "the number 0.0413 in section 'Results' is not in the run's results" in request
-    assert "Result (node step 0, stage initial" in model.calls["write_paper"][0]  # the facts carry `result`
+    assert "The run's result (what the paper claims): node step 0, stage initial" in model.calls["write_paper"][0]
     assert out["checks_ok"] and out["untraced_numbers"] == 0 and integrity["untraced"] == []
     [claim] = [t for t in integrity["traced"] if t["number"] == "8.3%"]
     assert [f["key"] for f in claim["facts"]] == ["result.mean", "result.baseline.mean"]
