@@ -151,12 +151,9 @@ def status(paper_ids: list[str], store: ReviewStore, shots: Shots) -> dict[str, 
 
 
 def model_spec(args: argparse.Namespace):
-    from engine.llm.models import ModelSpec
-    from engine.review.reviewer import spec_for
+    from engine.review.reviewer import cli_model
 
-    if args.base_url:
-        return ModelSpec(name=args.model, provider="openai", base_url=args.base_url, api_key_env=args.api_key_env)
-    return spec_for(args.model, "anthropic" if args.model.startswith("claude") else "openai")
+    return cli_model(args.model, args.base_url, args.api_key_env)
 
 
 def download_settings(args: argparse.Namespace) -> DownloadSettings:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_m
 
 from engine.errors import EngineError
 from engine.inputs.files import read_text
+from search.metric import finite_number
 
 # a copy of ../shared/data/iclr2022/ratings_subset.tsv (500 ICLR 2022 papers: reviewer scores, decision)
 DEFAULT_RATINGS = Path(__file__).resolve().parent / "data" / "iclr2022_ratings.tsv"
@@ -36,7 +36,7 @@ def load_ratings(path: Path = DEFAULT_RATINGS) -> dict[str, dict[str, Any]]:
         if None in row or not row["paper_id"] or row["decision"] is None:
             raise EngineError(f"{where}: {len(row)} fields where the header has {len(reader.fieldnames or ())}")
         values = [row[k] for k in row if k not in ("paper_id", "decision") and row[k] not in ("", None)]
-        scores = [_num(v) for v in values]
+        scores = [finite_number(v) for v in values]
         if None in scores:
             raise EngineError(f"{where}: a score that is not a number ({values[scores.index(None)]!r})")
         out[row["paper_id"]] = {"scores": scores, "accepted": row["decision"].startswith("Accept")}
@@ -66,12 +66,6 @@ def read_reviews(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _num(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(v) else v
 
 
 def decision_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -99,14 +93,14 @@ def score(reviews: list[dict[str, Any]], ratings: dict[str, dict[str, Any]], n_b
           seed: int = 0) -> dict[str, Any]:
     """Accuracy, balanced accuracy, F1, ROC AUC of Overall, FPR, FNR (with stratified bootstrap 95% intervals),
     decisions by Overall threshold, correlation with the human mean score, and the single-human baseline."""
-    usable = [r for r in reviews if r["paper_id"] in ratings and _num(r["Overall"]) is not None
+    usable = [r for r in reviews if r["paper_id"] in ratings and finite_number(r["Overall"]) is not None
               and str(r["Decision"]).strip() in ("Accept", "Reject")]
     if not usable:
         raise EngineError("no usable reviews: rows need a paper_id from the ratings file, a numeric Overall and "
                           "a Decision of Accept or Reject")
     y = np.array([ratings[r["paper_id"]]["accepted"] for r in usable])
     pred = np.array([str(r["Decision"]).strip() == "Accept" for r in usable])
-    overall = np.array([_num(r["Overall"]) for r in usable])
+    overall = np.array([finite_number(r["Overall"]) for r in usable])
     human_mean = np.array([np.mean(ratings[r["paper_id"]]["scores"]) for r in usable])
 
     result: dict[str, Any] = {"n": len(usable), "n_dropped": len(reviews) - len(usable),

@@ -34,6 +34,7 @@ from engine.errors import EngineError
 from engine.inputs.files import output_folder, read_yaml
 from engine.inputs.values import ArgumentParser
 from engine.sweep import RECORD
+from search.metric import finite_number
 
 MIN_POINTS = 3  # a line through fewer points has no interval
 
@@ -68,7 +69,7 @@ def fit(xs: list[float], ys: list[float], against: str) -> Fit:
     half = stats.t.ppf(0.975, n - 2) * res.stderr
     rho = stats.spearmanr(xs, ys)
     return Fit(against, n, float(res.slope), (float(res.slope - half), float(res.slope + half)), float(res.pvalue),
-               float(res.intercept), float(res.rvalue ** 2), _finite(rho.statistic), _finite(rho.pvalue))
+               float(res.intercept), float(res.rvalue ** 2), finite_number(rho.statistic), finite_number(rho.pvalue))
 
 
 def fits(rows: list[dict[str, Any]]) -> list[Fit]:
@@ -357,10 +358,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
-
-
-def _finite(v: Any) -> float | None:
-    return float(v) if v is not None and math.isfinite(float(v)) else None
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from engine.inputs.files import input_folder, read_json, read_yaml
 from engine.llm.ledger import SCHEMA as LEDGER_SCHEMA
 from engine.llm.ledger import cost_summary
 from engine.sweep import RECORD
+from search.metric import finite_number
 
 COLUMNS = pa.schema([
     ("sweep", pa.string()), ("run", pa.string()), ("status", pa.string()), ("model", pa.string()),
@@ -73,15 +74,15 @@ def run_row(sweep_dir: Path, run_dir: Path) -> dict[str, Any]:
         "sweep": sweep_dir.name, "run": run_dir.name, "status": status,
         "model": model.get("name") or "offline", "reviewer": roles.get("review") or model.get("name"),
         "release_date": _iso_date(model.get("release_date"), run_dir),
-        "budget_scale": _num(_section(config, "search").get("budget_scale", 1.0)), "seed": config.get("seed"),
-        "overall": _num(review.get("Overall")), "decision": review.get("Decision"),
-        "best_metric": _num(_section(summary, "best").get("value")),
+        "budget_scale": finite_number(_section(config, "search").get("budget_scale", 1.0)), "seed": config.get("seed"),
+        "overall": finite_number(review.get("Overall")), "decision": review.get("Decision"),
+        "best_metric": finite_number(_section(summary, "best").get("value")),
         "metric": _section(summary, "primary_metric").get("name"),
         "direction": _section(summary, "primary_metric").get("direction"),
         "nodes": _section(summary, "nodes").get("total"),
         "tokens": costs["tokens"]["input"] + costs["tokens"]["output"], "input_tokens": costs["tokens"]["input"],
         "output_tokens": costs["tokens"]["output"], "cost_usd": costs["cost_usd"], "llm_calls": costs["llm_calls"],
-        "wall_time_s": round(sum(_num(p.get("wall_time_s")) or 0 for p in phases), 1) if phases else None,
+        "wall_time_s": round(sum(finite_number(p.get("wall_time_s")) or 0 for p in phases), 1) if phases else None,
         "why_no_review": None if review.get("Overall") is not None else _why_no_review(phases, record, status),
         "run_dir": str(run_dir),
     }
@@ -157,8 +158,3 @@ def _why_no_review(phases: list[dict[str, Any]], record: dict[str, Any], status:
     return "the review phase was not run (pipeline.phases)" if phases else f"no phase ran ({status})"
 
 
-def _num(v: Any) -> float | None:
-    try:
-        return None if v is None or isinstance(v, bool) else float(v)
-    except (TypeError, ValueError):
-        return None

@@ -85,6 +85,17 @@ def guess_direction(name: str) -> Direction:
     return "minimize" if any(word in lowered for word in _LOWER_IS_BETTER) else "maximize"
 
 
+def finite_number(value: Any) -> float | None:
+    """A number (or a number written as text) as a float; None for anything else, a bool, NaN or an infinity."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
 def _is_number(val: Any) -> bool:
     return isinstance(val, (int, float)) and not isinstance(val, bool)
 

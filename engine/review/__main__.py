@@ -22,7 +22,7 @@ from engine.llm.service import LLM
 from engine.review.config import HIDDEN_TEXT_POLICIES
 from engine.review.integrity import with_findings
 from engine.review.paper import read_paper
-from engine.review.reviewer import FIELDS, perform_review, spec_for
+from engine.review.reviewer import FIELDS, cli_model, perform_review
 from engine.rundir import write_atomic
 
 
@@ -30,9 +30,7 @@ def model_spec(args: argparse.Namespace) -> ModelSpec:
     if not args.model:
         raise EngineError("the reviewer needs a model: --model NAME (a conf/model entry or an API model name; "
                           "with --base-url URL for any OpenAI-compatible server), with its API key set")
-    if args.base_url:
-        return ModelSpec(name=args.model, provider="openai", base_url=args.base_url, api_key_env=args.api_key_env)
-    return spec_for(args.model, "anthropic" if args.model.startswith("claude") else "openai")
+    return cli_model(args.model, args.base_url, args.api_key_env)
 
 
 def readable(review: dict) -> str:

@@ -210,6 +210,14 @@ def fewshot_examples(folder: Path, n: int) -> str:
     return fewshot_prompt(examples[:n])
 
 
+def cli_model(name: str, base_url: str | None, api_key_env: str) -> ModelSpec:
+    """The reviewer's model as a command line names it (python -m engine.review, benchmarks.iclr_review): any
+    OpenAI-compatible server with `base_url`, else a conf/model entry or an API model name."""
+    if base_url:
+        return ModelSpec(name=name, provider="openai", base_url=base_url, api_key_env=api_key_env)
+    return spec_for(name, "anthropic" if name.startswith("claude") else "openai")
+
+
 def spec_for(model: str, provider: str) -> ModelSpec:
     """The registry entry whose API name is `model`, or a bare spec (unknown prices) for an unlisted one."""
     for file in sorted(MODEL_DIR.glob("*.yaml")):

@@ -7,7 +7,6 @@ paper's numbers back to it (tracing.py)."""
 from __future__ import annotations
 
 import ast
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -15,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
+from engine.rundir import read_json
 from engine.writeup.ledger import Ledger, build_ledger
+from search.metric import finite_number
 
 
 @dataclass(frozen=True)
@@ -162,19 +163,19 @@ def fmt(x: Any) -> str:
 
 def collect_facts(run_dir: Path) -> RunFacts:
     """The facts of the run in `run_dir`; EngineError when it has no experiment summary."""
-    summary = _read(run_dir / "summary.json")
+    summary = read_json(run_dir / "summary.json")
     if not summary or "primary_metric" not in summary:
         raise EngineError(f"{run_dir}: no experiment results (summary.json missing or incomplete): run the "
                           "experiments phase first")
     stages, records = [], {}
     for st in summary.get("stages") or []:
-        record = _read(run_dir / "stages" / str(st["name"]) / "summary.json") or {}
+        record = read_json(run_dir / "stages" / str(st["name"]) / "summary.json") or {}
         records[str(st["name"])] = record
         stages.append(_stage(st, record))
     node_metrics: dict[str, dict[str, Any]] = {}
     for info in sorted((run_dir / "nodes").glob("*/run_*/final_info.json")) + \
             sorted((run_dir / "nodes").glob("*/final_info.json")):
-        data = _read(info)
+        data = read_json(info)
         if isinstance(data, dict):
             node_metrics.setdefault(info.relative_to(run_dir / "nodes").parts[0], data)
     settings = program_settings(run_dir / "best" / "experiment.py")
@@ -185,9 +186,9 @@ def collect_facts(run_dir: Path) -> RunFacts:
     base = re.search(r"node (\d+)", str(summary.get("baseline_source") or ""))
     for code in sorted((run_dir / "nodes").glob(f"{int(base.group(1)):04d}-*/experiment.py")) if base else []:
         programs[str(code.relative_to(run_dir))] = program_settings(code)  # the setup a paper describes
-    ledger = build_ledger(summary, records, node_metrics, _read(run_dir / "tree.json"), programs)
+    ledger = build_ledger(summary, records, node_metrics, read_json(run_dir / "tree.json"), programs)
     return RunFacts(run_dir=run_dir, topic=str(summary.get("topic", "")), profile=summary.get("profile"),
-                    proposer=str(summary.get("proposer", "")), idea=_read(run_dir / "idea.json") or {},
+                    proposer=str(summary.get("proposer", "")), idea=read_json(run_dir / "idea.json") or {},
                     metric=str(metric.get("name")), direction=str(metric.get("direction")),
                     baseline=summary.get("baseline"), baseline_source=str(summary.get("baseline_source", "")),
                     best=summary.get("best") or {}, improvement=summary.get("improvement_over_baseline"),
@@ -220,28 +221,18 @@ def program_settings(path: Path) -> dict[str, Any]:
 def _stage(st: dict[str, Any], rec: dict[str, Any]) -> StageFacts:
     seeds = rec.get("seeds") or {}
     history = tuple(Change(int(h.get("step", -1)), str(h.get("operator", "")), str(h.get("change") or ""),
-                           str(h.get("plan") or ""), _num(h.get("value")), bool(h.get("buggy")),
+                           str(h.get("plan") or ""), finite_number(h.get("value")), bool(h.get("buggy")),
                            str(h.get("bug_reason") or "")) for h in rec.get("history") or [])
     best = rec.get("best") or {}
     start = rec.get("started_from") or {}
     return StageFacts(
         name=str(st["name"]), title=str(st.get("title") or rec.get("title") or st["name"]),
         goal=str(rec.get("goal", "")), budget=rec.get("budget"), nodes=int(st.get("nodes") or rec.get("nodes") or 0),
-        best_value=_num(st.get("best_value")), best_step=best.get("step"), completed=bool(st.get("completed")),
-        why=str(st.get("why") or rec.get("why") or ""), start_value=_num(start.get("value")), history=history,
-        seed_mean=_num(st.get("seed_mean")), seed_stderr=_num(st.get("seed_stderr")), seeds_ok=seeds.get("ok"),
-        seeds_asked=seeds.get("asked"), seed_note=f"skipped: {seeds['skipped']}" if seeds.get("skipped") else "",
+        best_value=finite_number(st.get("best_value")), best_step=best.get("step"),
+        completed=bool(st.get("completed")), why=str(st.get("why") or rec.get("why") or ""),
+        start_value=finite_number(start.get("value")), history=history, seed_mean=finite_number(st.get("seed_mean")),
+        seed_stderr=finite_number(st.get("seed_stderr")), seeds_ok=seeds.get("ok"), seeds_asked=seeds.get("asked"),
+        seed_note=f"skipped: {seeds['skipped']}" if seeds.get("skipped") else "",
         seed_param=seeds.get("param"), seed_aggregate=dict(seeds.get("aggregate") or {}), seed_plot=seeds.get("plot"))
 
 
-def _num(x: Any) -> float | None:
-    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) else None
-
-
-def _read(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        raise EngineError(f"{path}: cannot be read as JSON ({e}); the run directory is damaged") from None

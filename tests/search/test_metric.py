@@ -50,3 +50,10 @@ def test_ordering_is_by_quality_and_buggy_is_worst(values, direction):
         assert all(mv > MetricValue(None, spec) for mv in mvs if not mv.is_worst)
     else:
         assert best.is_worst
+
+
+def test_finite_number_reads_numbers_and_numeric_text_only():
+    from search.metric import finite_number
+
+    assert finite_number(3) == 3.0 and finite_number("2.5") == 2.5 and finite_number(0) == 0.0
+    assert [finite_number(v) for v in (None, True, "abc", float("nan"), float("inf"), "-inf", [1])] == [None] * 7
