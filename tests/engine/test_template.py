@@ -73,3 +73,18 @@ def test_manifest_values_are_checked_against_code(v1_template):
     assert t.manifest.tunables["NUM_UNITS"].integer and t.manifest.tunables["LEARNING_RATE"].log
     assert find_tunables(t.code_for_profile("tiny"))["NUM_UNITS"].value == 2
     assert json.loads((v1_template / "prompt.json").read_text())["system"]
+
+
+def test_a_held_out_metric_is_never_the_primary_one_and_an_evaluator_needs_its_names(v1_template):
+    (v1_template / "manifest.yaml").write_text("metric: {name: val_loss, direction: minimize}\nheld_out: [val_loss]\n")
+    with pytest.raises(TemplateError, match="is the primary metric") as err:
+        load_template(v1_template)
+    assert err.value.field == "held_out"
+    (v1_template / "manifest.yaml").write_text("metric: {name: val_loss, direction: minimize}\n")
+    (v1_template / "held_out.py").write_text("print('evaluating')\n")
+    with pytest.raises(TemplateError, match="names no held_out metrics"):
+        load_template(v1_template)
+    (v1_template / "manifest.yaml").write_text("metric: {name: val_loss, direction: minimize}\nheld_out: [test_acc]\n")
+    template = load_template(v1_template)
+    assert template.manifest.held_out == ("test_acc",) and template.held_out_code == "print('evaluating')\n"
+    assert "held_out.py" not in template.support_files()  # never given to the search's runs
